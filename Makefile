@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh machine:
+#   make quickstart   fine-tune a tiny model locally and register it in MLflow
+#   make test         install everything and run the default test suite
+VENV := .venv
+BIN := $(VENV)/bin
+# The repo root holds a folder named operator/: never let Python put the working
+# directory on sys.path, or it would shadow the standard library's operator module.
+export PYTHONSAFEPATH := 1
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: setup cluster-bins cluster-up cluster-down quickstart test test-slow test-unit crd clean
+
+setup:
+	hack/setup-python.sh
+
+cluster-bins:
+	hack/cluster-bins.sh
+
+cluster-up: cluster-bins
+	hack/cluster-up.sh
+
+cluster-down:
+	hack/cluster-down.sh
+
+quickstart: setup
+	$(BIN)/kubetune run examples/quickstart.yaml --local
+
+test: setup cluster-bins
+	$(BIN)/pip check
+	$(PYTEST) -m "not slow"
+
+test-slow: setup cluster-bins
+	$(PYTEST) -m slow
+
+test-unit: setup
+	$(PYTEST) tests/unit
+
+crd: setup
+	$(BIN)/kubetune crd --write
+
+clean: cluster-down
+	rm -rf .cluster/run .cluster/logs .kubetune

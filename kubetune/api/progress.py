@@ -1,0 +1,50 @@
+"""The trainer → operator progress contract.
+
+The trainer (rank 0) sends a TrainerReport: in a cluster it patches its own run's
+`status.report`; locally it writes a JSON file. The operator reads the report and
+keeps the run's progress, metrics, checkpoints and events.
+"""
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import Field
+
+from kubetune.api.spec import _CamelModel
+
+
+class TrainerStage(str, Enum):
+    DATA_VALIDATED = "DATA_VALIDATED"
+    MODEL_INITIALIZED = "MODEL_INITIALIZED"
+    TRAINING = "TRAINING"
+    TRAIN_FINISHED = "TRAIN_FINISHED"
+    FAILED = "FAILED"
+
+
+class CheckpointRef(_CamelModel):
+    name: str = Field(..., description="ep{E}-ba{B}")
+    path: str
+    step: int
+    epoch: int | None = None
+    created_at: datetime | None = None
+
+
+class TrainerReport(_CamelModel):
+    stage: TrainerStage
+    updated_at: datetime
+    attempt: int = Field(0, description="Which training attempt sent this (restarts so far).")
+    epoch: int | None = None
+    total_epochs: int | None = None
+    step: int = 0
+    total_steps: int | None = None
+    tokens_seen: int = 0
+    tokens_total: int | None = None
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second: float | None = None
+    checkpoints: list[CheckpointRef] = Field(default_factory=list)
+    mlflow_experiment_id: str | None = None
+    mlflow_run_id: str | None = None
+    export_uri: str | None = Field(None, description="The final Hugging Face export (an MLflow artifact URI or path).")
+    message: str | None = None

@@ -1,0 +1,244 @@
+"""FineTuneRun.spec: the fields of Databricks' foundation_model.create(), camelCase in YAML.
+
+Field descriptions here become the CRD's descriptions (`kubetune crd`).
+"""
+
+import math
+import re
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from kubetune.api import supported_models
+from kubetune.api.data_paths import parse_data_path
+from kubetune.api.duration import DURATION_PATTERN, TrainingDuration
+from kubetune.api.errors import SpecError, SpecProblem
+
+IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+REGISTER_TO_PATTERN = rf"^{IDENTIFIER}\.{IDENTIFIER}(\.{IDENTIFIER})?$"
+REGISTER_TO_RULE = (
+    "must be <catalog>.<schema> or <catalog>.<schema>.<name>, each part starting with a letter or "
+    "underscore and holding only letters, digits and underscores"
+)
+LEARNING_RATE_PATTERN = r"^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+LEARNING_RATE_RULE = "must be a positive number written as a string, e.g. \"5e-6\""
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+MODEL_RULE = (
+    "must be a supported model (run `kubetune models`) or the path or URI of a Hugging Face model folder "
+    "(/…, ./…, pvc://…, s3://…, hf://org/name)"
+)
+
+
+class TaskType(str, Enum):
+    CHAT_COMPLETION = "CHAT_COMPLETION"
+    INSTRUCTION_FINETUNE = "INSTRUCTION_FINETUNE"
+    CONTINUED_PRETRAIN = "CONTINUED_PRETRAIN"
+
+
+class _CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", use_enum_values=True)
+
+
+class Compute(_CamelModel):
+    """Where and how wide the run trains: a node pool from the operator configuration and its size."""
+
+    pool: str | None = Field(
+        None,
+        max_length=63,
+        pattern=DNS_LABEL_PATTERN,
+        description="A node pool named in the operator configuration (node selector, tolerations, GPUs per node). "
+        "Default: the configuration's default pool.",
+    )
+    gpus: int | None = Field(
+        None, ge=0, description="Total GPUs; the operator spreads them over whole nodes of the pool. 0 trains on CPU."
+    )
+    nodes: int | None = Field(None, ge=1, le=1024, description="Number of nodes (one training pod per node).")
+    gpus_per_node: int | None = Field(None, ge=0, le=64, description="GPUs per node; default: the pool's GPUs per node.")
+    pod_template: dict[str, Any] | None = Field(
+        None,
+        description="For experts: a partial pod template merged into the training pods (extra volumes, env, "
+        "annotations). Kubetune's security context and GPU requests still apply.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+    @model_validator(mode="after")
+    def _gpus_or_nodes(self) -> "Compute":
+        if self.gpus is not None and (self.nodes is not None or self.gpus_per_node is not None):
+            raise ValueError("set either gpus, or nodes and gpusPerNode, not both")
+        return self
+
+
+class FineTuneRunSpec(_CamelModel):
+    """What to fine-tune, on which data, for how long, and where to register the result."""
+
+    model: str = Field(
+        ...,
+        min_length=1,
+        description="The base model: a supported model name (e.g. meta-llama/Llama-3.2-3B-Instruct) or the path "
+        "or URI of a Hugging Face model folder.",
+    )
+    train_data_path: str = Field(
+        ...,
+        min_length=1,
+        description="Training data: a JSONL file or folder at pvc://CLAIM/path, s3://, gs://, abfs://, a local path, "
+        "a Hugging Face dataset org/name/split, or a Delta table folder.",
+    )
+    register_to: str = Field(
+        ...,
+        pattern=REGISTER_TO_PATTERN,
+        description="<catalog>.<schema> or <catalog>.<schema>.<name>: the registered model's name in MLflow; "
+        "without a name, the run's name is used.",
+    )
+    task_type: TaskType = Field(TaskType.CHAT_COMPLETION, description="What the data teaches.")
+    eval_data_path: str | None = Field(None, min_length=1, description="Evaluation data, in the same forms as trainDataPath.")
+    eval_prompts: list[str] | None = Field(
+        None,
+        max_length=64,
+        description="Prompts generated at every checkpoint (max_new_tokens 100, temperature 1, top_k 50, top_p 0.95) "
+        "and logged to MLflow as the table `generations`.",
+    )
+    custom_weights_path: str | None = Field(
+        None,
+        min_length=1,
+        description="Start from an earlier run's checkpoint: a checkpoint folder (…/ep2-ba300), a run's `latest`, "
+        "or an earlier run's name.",
+    )
+    training_duration: str = Field(
+        "1ep", pattern=DURATION_PATTERN, description="How long to train: Nep (epochs), Ntok (tokens) or Nba (batches)."
+    )
+    learning_rate: str | None = Field(
+        None,
+        pattern=LEARNING_RATE_PATTERN,
+        description="Peak learning rate as a string, e.g. \"5e-6\" (AdamW with warm-up). Default: the model's.",
+    )
+    context_length: int | None = Field(
+        None,
+        ge=1,
+        description="Truncation and packing length in tokens. Default: min(8192, the model's maximum). "
+        "Larger than the model's maximum is an error.",
+    )
+    validate_inputs: bool = Field(
+        True, description="Check access to every input path and the data's format before asking for GPUs."
+    )
+    experiment_path: str | None = Field(
+        None, min_length=1, description="MLflow experiment. Default: /Users/<namespace>/<run name>."
+    )
+    compute: Compute | None = Field(None, description="Node pool and size. Default: the operator's default pool.")
+    suspend: bool = Field(
+        False, description="True stops the run's pods and keeps its checkpoints (this is how a run is cancelled)."
+    )
+
+    @field_validator("learning_rate", mode="before")
+    @classmethod
+    def _learning_rate_text(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return repr(float(value))
+        return value
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _learning_rate_positive(cls, value: str | None) -> str | None:
+        if value is not None and not (math.isfinite(float(value)) and float(value) > 0):
+            raise ValueError(LEARNING_RATE_RULE)
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model_known(cls, value: str) -> str:
+        if not (supported_models.lookup(value) or supported_models.is_model_path(value)):
+            raise ValueError(MODEL_RULE)
+        return value
+
+    @field_validator("train_data_path", "eval_data_path")
+    @classmethod
+    def _data_path_form(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_data_path(value)
+        return value
+
+    @model_validator(mode="after")
+    def _context_within_model(self) -> "FineTuneRunSpec":
+        info = supported_models.lookup(self.model)
+        if info and self.context_length and self.context_length > info.max_context_length:
+            raise ValueError(
+                f"contextLength {self.context_length} is larger than {self.model}'s maximum {info.max_context_length}"
+            )
+        return self
+
+    # Derived values the operator and trainer share.
+
+    @property
+    def duration(self) -> TrainingDuration:
+        return TrainingDuration.parse(self.training_duration)
+
+    @property
+    def model_info(self) -> supported_models.ModelInfo | None:
+        return supported_models.lookup(self.model)
+
+    def effective_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        info = self.model_info
+        return info.default_learning_rate if info else supported_models.FALLBACK_LEARNING_RATE
+
+    def effective_context_length(self, model_max: int | None = None) -> int:
+        """contextLength, else min(8192, the model's maximum); model_max is for models outside the table."""
+        if self.context_length is not None:
+            return self.context_length
+        info = self.model_info
+        maximum = info.max_context_length if info else (model_max or supported_models.DEFAULT_CONTEXT_CAP)
+        return min(supported_models.DEFAULT_CONTEXT_CAP, maximum)
+
+    def registered_model_name(self, run_name: str) -> str:
+        """The full three-part name; a two-part registerTo takes the run's name (made a valid identifier)."""
+        if self.register_to.count(".") == 2:
+            return self.register_to
+        return f"{self.register_to}.{re.sub(r'[^A-Za-z0-9_]', '_', run_name)}"
+
+    def to_manifest_spec(self) -> dict[str, Any]:
+        """The camelCase dict for a FineTuneRun manifest, without unset optional fields."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], field_prefix: str = "spec") -> "FineTuneRunSpec":
+        """Validate a camelCase (or snake_case) spec; every problem comes back in one SpecError."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise SpecError(problems_from(error, field_prefix)) from None
+
+
+_RULES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a FineTuneRun field",
+}
+
+
+def problems_from(error: ValidationError, field_prefix: str) -> list[SpecProblem]:
+    problems = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        field = ".".join([field_prefix, *(to_camel(p) if not p.isdigit() else p for p in loc)])
+        rule = _RULES.get(item["type"]) or _rule_text(item)
+        value = None if item["type"] == "missing" else item.get("input")
+        if isinstance(value, dict):
+            value = None
+        problems.append(SpecProblem(field, rule, value))
+    return problems
+
+
+def _rule_text(item: dict[str, Any]) -> str:
+    message = item["msg"].removeprefix("Value error, ")
+    if item["type"] == "string_pattern_mismatch":
+        field = str(item["loc"][-1]) if item["loc"] else ""
+        known = {
+            "register_to": REGISTER_TO_RULE,
+            "learning_rate": LEARNING_RATE_RULE,
+            "training_duration": "must be a positive whole number followed by ep (epochs), tok (tokens) or ba "
+            "(batches), e.g. 3ep, 1000000tok, 500ba",
+            "pool": "must be a lowercase DNS label (letters, digits, '-')",
+        }
+        return known.get(field, message)
+    return message

@@ -1,0 +1,32 @@
+"""`kubetune`: one console script; each subcommand lives in its own module.
+
+A command module defines `register(subparsers)`, which adds its parser and sets
+`func` to a callable taking the parsed arguments and returning an exit code.
+"""
+
+import argparse
+import importlib
+import sys
+
+# Modules are imported only to build the parser; each keeps heavy imports (torch,
+# kopf, mlflow) inside its command function so `kubetune --help` stays fast.
+COMMAND_MODULES = [
+    "kubetune.cli.crd",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubetune", description="Fine-tune LLMs on Kubernetes.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Local mode: a whole FineTuneRun on one machine, without a cluster."""
