@@ -1,0 +1,94 @@
+"""A real MLflow tracking server for tests: SQLite backend, local artifact root, a free port.
+
+Usage (a pytest fixture wraps it in each layer's conftest):
+
+    with running_mlflow_server(tmp_path) as uri:
+        client = mlflow.MlflowClient(uri)
+
+The server runs as a subprocess of the test session (`mlflow server`, one worker);
+its log goes to TMP/mlflow-server.log, which the error shows when it fails to start.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+START_TIMEOUT_S = 120.0  # the first start migrates the SQLite schema; on a busy 2-core machine that takes a while
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def mlflow_executable() -> list[str]:
+    """`mlflow` from the same environment as the running Python."""
+    script = Path(sys.executable).with_name("mlflow")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mlflow"]
+
+
+@contextlib.contextmanager
+def running_mlflow_server(workdir: Path) -> Iterator[str]:
+    """Start `mlflow server` on 127.0.0.1, wait for /health, yield its URI, stop it."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    command = [
+        *mlflow_executable(),
+        "server",
+        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+        "--default-artifact-root", str(workdir / "artifacts"),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+    ]
+    log_path = workdir / "mlflow-server.log"
+    env = {**os.environ, "PYTHONSAFEPATH": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with open(log_path, "wb") as log:
+        # A new session so the server's gunicorn/uvicorn workers stop with it.
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        _wait_healthy(uri, process, log_path)
+        yield uri
+    finally:
+        _stop(process)
+
+
+def _wait_healthy(uri: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    _stop(process)
+    raise RuntimeError(f"mlflow server not healthy after {START_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
