@@ -61,12 +61,12 @@ SUPPORTED_MODELS: dict[str, ModelInfo] = {
 # Bring-your-own models (a path or URI) start from this learning rate.
 FALLBACK_LEARNING_RATE = 1e-5
 
-_MODEL_PATH_PREFIXES = ("/", "./", "../", "pvc://", "s3://", "gs://", "abfs://", "abfss://", "file://", "hf://")
+MODEL_PATH_PREFIXES = ("/", "./", "../", "pvc://", "s3://", "gs://", "abfs://", "abfss://", "file://", "hf://")
 
 
 def is_model_path(model: str) -> bool:
     """True when `model` names a Hugging Face model folder rather than a table entry."""
-    return model.startswith(_MODEL_PATH_PREFIXES)
+    return model.startswith(MODEL_PATH_PREFIXES)
 
 
 def lookup(model: str) -> ModelInfo | None:

@@ -1,0 +1,114 @@
+"""The operator's configuration: node pools, images, MLflow, checkpoint storage, defaults, Kueue.
+
+Read from a YAML file (`kubetune operator --config FILE`); the Helm chart renders
+it from values into a ConfigMap. Secrets appear only as references.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from kubetune.api.spec import DNS_LABEL_PATTERN, problems_from
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Toleration(_Config):
+    key: str | None = None
+    operator: str = Field("Equal", pattern="^(Equal|Exists)$")
+    value: str | None = None
+    effect: str | None = Field(None, pattern="^(NoSchedule|PreferNoSchedule|NoExecute)$")
+    toleration_seconds: int | None = None
+
+
+class NodePool(_Config):
+    """A group of identical nodes the training pods can be placed on."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    gpus_per_node: int = Field(0, ge=0, le=64, description="0 for a CPU pool (trains over gloo).")
+    gpu_resource: str = "nvidia.com/gpu"
+    cpu: str | None = Field(None, description="CPU request per training pod, e.g. '90'.")
+    memory: str | None = Field(None, description="Memory request per training pod, e.g. '900Gi'.")
+    shared_memory: str = Field("16Gi", description="Size of /dev/shm (an in-memory emptyDir) for dataloaders and NCCL.")
+
+
+class Images(_Config):
+    trainer: str = "ghcr.io/kubetune/trainer:0.1.0"
+    pull_policy: str = Field("IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
+    pull_secrets: list[str] = Field(default_factory=list, description="Names of image pull Secrets in the run's namespace.")
+
+
+class MlflowConfig(_Config):
+    tracking_uri: str = Field(..., min_length=1)
+    registry_uri: str | None = None
+    credentials_secret: str | None = Field(
+        None,
+        pattern=DNS_LABEL_PATTERN,
+        description="A Secret in the run's namespace whose keys (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD, or cloud credentials) become the trainer's environment. Never read by the operator.",
+    )
+    operator_credentials_secret: str | None = Field(
+        None,
+        description="The same for the operator's own registration calls, mounted into the operator pod by the chart.",
+    )
+
+
+class CheckpointStorage(_Config):
+    """A ReadWriteMany claim in each run's namespace; runs write under <mountPath>/<run name>/."""
+
+    claim_name: str = Field("kubetune-checkpoints", pattern=DNS_LABEL_PATTERN)
+    mount_path: str = "/checkpoints"
+    create_claim: bool = Field(False, description="Create the claim when missing (never deleted with a run).")
+    storage_class_name: str | None = None
+    size: str = "1Ti"
+
+
+class Kueue(_Config):
+    queue_name: str | None = Field(None, description="Default LocalQueue; a run's own kueue.x-k8s.io/queue-name label wins.")
+
+
+class Defaults(_Config):
+    pool: str = Field(..., pattern=DNS_LABEL_PATTERN)
+    validation_pool: str | None = Field(None, description="Pool for the data-validation step; default: `pool`.")
+    max_restarts: int = Field(3, ge=0, description="Retry budget: training attempts after the first.")
+    experiment_root: str = "/Users"
+
+
+class OperatorConfig(_Config):
+    pools: dict[str, NodePool]
+    defaults: Defaults
+    images: Images = Field(default_factory=Images)
+    mlflow: MlflowConfig
+    checkpoints: CheckpointStorage = Field(default_factory=CheckpointStorage)
+    kueue: Kueue = Field(default_factory=Kueue)
+    namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty: the whole cluster.")
+
+    @model_validator(mode="after")
+    def _defaults_name_pools(self) -> "OperatorConfig":
+        for field, pool in (("defaults.pool", self.defaults.pool), ("defaults.validationPool", self.defaults.validation_pool)):
+            if pool is not None and pool not in self.pools:
+                raise ValueError(f"{field} {pool!r} is not one of the configured pools {sorted(self.pools)}")
+        return self
+
+    @classmethod
+    def load(cls, path: Path) -> "OperatorConfig":
+        """Read and validate a config file; errors name the file and every bad field."""
+        try:
+            data: Any = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"{path}: cannot read operator configuration: {error}") from None
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as error:
+            problems = "\n".join(f"  - {p}" for p in problems_from(error, "config"))
+            raise ConfigError(f"{path}: invalid operator configuration:\n{problems}") from None
+
+
+class ConfigError(ValueError):
+    """The operator's configuration cannot be used; the operator refuses to start."""
