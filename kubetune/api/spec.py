@@ -13,7 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from kubetune.api import supported_models
 from kubetune.api.data_paths import parse_data_path
-from kubetune.api.duration import DURATION_PATTERN, TrainingDuration
+from kubetune.api.duration import DURATION_PATTERN, DURATION_RULE, TrainingDuration
 from kubetune.api.errors import SpecError, SpecProblem
 
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -232,12 +232,11 @@ def problems_from(error: ValidationError, field_prefix: str) -> list[SpecProblem
 def _rule_text(item: dict[str, Any]) -> str:
     message = item["msg"].removeprefix("Value error, ")
     if item["type"] == "string_pattern_mismatch":
-        field = str(item["loc"][-1]) if item["loc"] else ""
+        field = to_camel(str(item["loc"][-1])) if item["loc"] else ""
         known = {
-            "register_to": REGISTER_TO_RULE,
-            "learning_rate": LEARNING_RATE_RULE,
-            "training_duration": "must be a positive whole number followed by ep (epochs), tok (tokens) or ba "
-            "(batches), e.g. 3ep, 1000000tok, 500ba",
+            "registerTo": REGISTER_TO_RULE,
+            "learningRate": LEARNING_RATE_RULE,
+            "trainingDuration": DURATION_RULE,
             "pool": "must be a lowercase DNS label (letters, digits, '-')",
         }
         return known.get(field, message)

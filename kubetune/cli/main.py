@@ -12,6 +12,7 @@ import sys
 # kopf, mlflow) inside its command function so `kubetune --help` stays fast.
 COMMAND_MODULES = [
     "kubetune.cli.crd",
+    "kubetune.cli.models",
 ]
 
 

@@ -1,0 +1,70 @@
+"""The committed CRDs are exactly what `kubetune crd` generates, and the schema is structural."""
+
+from pathlib import Path
+
+import yaml
+
+from kubetune.api.crd import CRD_PATHS, build_crd, render_crd
+from kubetune.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_crds_match_the_generator():
+    expected = render_crd()
+    for relative in CRD_PATHS:
+        assert (ROOT / relative).read_text() == expected, f"{relative} is stale: run `make crd` (kubetune crd --write)"
+
+
+def test_crd_command_prints_the_same_yaml(capsys):
+    assert main(["crd"]) == 0
+    assert capsys.readouterr().out == render_crd()
+
+
+def test_crd_command_writes_both_copies(tmp_path):
+    assert main(["crd", "--write", "--root", str(tmp_path)]) == 0
+    assert [(tmp_path / p).read_text() for p in CRD_PATHS] == [render_crd()] * 2
+
+
+def _walk(node, path="$"):
+    yield path, node
+    for key in ("properties",):
+        for name, child in node.get(key, {}).items():
+            yield from _walk(child, f"{path}.{name}")
+    if "items" in node:
+        yield from _walk(node["items"], f"{path}[]")
+
+
+def test_schema_is_structural():
+    schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _walk(schema):
+        assert "type" in node, f"{path} has no type"
+        for banned in ("$ref", "anyOf", "allOf", "oneOf", "title", "additionalProperties"):
+            assert banned not in node, f"{path} uses {banned}"
+        assert node.get("default", "") is not None
+
+
+def test_crd_shape():
+    crd = yaml.safe_load(render_crd())
+    version = crd["spec"]["versions"][0]
+    assert crd["metadata"]["name"] == "finetuneruns.kubetune.io"
+    assert crd["spec"]["names"]["shortNames"] == ["ftr"]
+    assert version["subresources"] == {"status": {}}
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns["Phase"] == ".status.phase" and columns["Progress"] == ".status.progress.display"
+    assert columns["Loss"] == ".status.metrics.trainLoss" and columns["Model"] == ".spec.model"
+    assert columns["Age"] == ".metadata.creationTimestamp"
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["required"] == ["model", "trainDataPath", "registerTo"]
+    assert spec["properties"]["taskType"]["default"] == "CHAT_COMPLETION"
+    assert spec["properties"]["compute"]["properties"]["podTemplate"]["x-kubernetes-preserve-unknown-fields"] is True
+    rules = {r.get("fieldPath"): r["rule"] for r in spec["x-kubernetes-validations"]}
+    assert rules[".model"].startswith("self.model == oldSelf.model") or "oldSelf" in rules[".registerTo"]
+    assert ".suspend" not in rules  # cancelling is the one change allowed after creation
+    assert all("oldSelf" in r["rule"] for r in spec["x-kubernetes-validations"] if r["reason"] == "FieldValueForbidden")
+
+
+def test_models_command_lists_the_table(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "mistralai/Mistral-7B-Instruct-v0.2  32768" in out and out.count("\n") > 30
