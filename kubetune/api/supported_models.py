@@ -41,8 +41,10 @@ SUPPORTED_MODELS: dict[str, ModelInfo] = {
         ], 131072, 5e-6),
         *_family("mistral", [
             "mistralai/Mistral-7B-v0.1", "mistralai/Mistral-7B-Instruct-v0.2",
-            "mistralai/Mistral-Nemo-Base-2407", "mistralai/Mistral-Nemo-Instruct-2407",
         ], 32768, 5e-6, system=False),
+        *_family("mistral", [
+            "mistralai/Mistral-Nemo-Base-2407", "mistralai/Mistral-Nemo-Instruct-2407",
+        ], 131072, 5e-6, system=False),
         *_family("mixtral", [
             "mistralai/Mixtral-8x7B-v0.1", "mistralai/Mixtral-8x7B-Instruct-v0.1",
         ], 32768, 5e-6, system=False),

@@ -5,6 +5,7 @@ from pathlib import Path
 import yaml
 
 from kubetune.api.crd import CRD_PATHS, build_crd, render_crd
+from kubetune.api.supported_models import SUPPORTED_MODELS
 from kubetune.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,4 +68,7 @@ def test_crd_shape():
 def test_models_command_lists_the_table(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "mistralai/Mistral-7B-Instruct-v0.2  32768" in out and out.count("\n") > 30
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:] if line.strip() and "/" in line.split()[0]}
+    assert rows["mistralai/Mistral-7B-Instruct-v0.2"] == ["32768", "5e-06", "no"]
+    assert rows["Qwen/Qwen2.5-7B-Instruct"] == ["32768", "1e-05", "yes"]
+    assert len(rows) == len(SUPPORTED_MODELS)
