@@ -1,0 +1,161 @@
+"""Reading records from every place training data may live, in a deterministic order.
+
+One reader per form: JSONL and `.txt` files through fsspec (local paths, `file://`,
+object stores, and PVCs resolved against the operator's mount root), Hugging Face
+datasets through `datasets.load_dataset`, and Delta tables through delta-rs.
+Every record keeps its origin (file and 1-based line or row) for error messages.
+"""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+
+from kubetune.api.data_paths import DataLocation
+from kubetune.api.spec import TaskType
+
+from .records import Origin, RawRecord
+from .validation import DataProblem, DataValidationError
+
+JSONL_SUFFIXES = (".jsonl", ".json")
+TEXT_SUFFIX = ".txt"
+DELTA_LOG = "_delta_log"
+
+
+def read_records(
+    location: DataLocation,
+    task_type: TaskType,
+    *,
+    pvc_mount_root: Path = Path("/mnt/data"),
+    dataset_root: Path | None = None,
+    hf_cache_dir: Path | None = None,
+) -> Iterator[RawRecord]:
+    """All raw records at `location`; raises DataValidationError when the location holds no data files.
+
+    `dataset_root`, when set, maps a Hugging Face dataset `org/name` to the folder
+    `dataset_root/org/name` (an offline mirror of the hub) read by the same `load_dataset` call.
+    """
+    if location.kind == "huggingface":
+        return read_hf_dataset(location, dataset_root=dataset_root, cache_dir=hf_cache_dir)
+    url = resolve_url(location, pvc_mount_root)
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.isdir(path) and fs.exists(f"{path.rstrip('/')}/{DELTA_LOG}"):
+        return read_delta_table(url, display=location.uri)
+    return _read_files(fs, _data_files(fs, path, location.uri, task_type), task_type)
+
+
+def resolve_url(location: DataLocation, pvc_mount_root: Path) -> str:
+    """The URL fsspec opens: a PVC path becomes its mount point (the operator mounts CLAIM at ROOT/CLAIM)."""
+    if location.kind == "pvc":
+        return str(pvc_mount_root / location.claim / location.path.lstrip("/"))
+    if location.kind == "local" and location.uri.startswith("file://"):
+        return location.path
+    return location.uri
+
+
+def _data_files(fs, path: str, display: str, task_type: TaskType) -> list[str]:
+    if not fs.exists(path):
+        raise _location_error(display, "no such file or folder")
+    if fs.isfile(path):
+        return [path]
+    suffixes = (TEXT_SUFFIX,) if task_type is TaskType.CONTINUED_PRETRAIN else JSONL_SUFFIXES
+    root = path.rstrip("/")
+    files = sorted(
+        f for f in fs.find(path) if f.endswith(suffixes) and not _is_hidden(f[len(root):])
+    )
+    if not files:
+        raise _location_error(display, f"the folder holds no {' or '.join(suffixes)} files")
+    return files
+
+
+def _is_hidden(relative: str) -> bool:
+    # Spark and notebooks leave _SUCCESS, .crc and .ipynb_checkpoints next to the data.
+    return any(part.startswith((".", "_")) for part in relative.split("/") if part)
+
+
+def _read_files(fs, files: list[str], task_type: TaskType) -> Iterator[RawRecord]:
+    for file in files:
+        display = _display_name(fs, file)
+        if file.endswith(TEXT_SUFFIX) and task_type is TaskType.CONTINUED_PRETRAIN:
+            yield read_text_file(fs, file, display)
+        else:
+            yield from read_jsonl_file(fs, file, display)
+
+
+def _display_name(fs, file: str) -> str:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return file if protocol in ("file", "local") else fs.unstrip_protocol(file)
+
+
+def read_jsonl_file(fs, file: str, display: str) -> Iterator[RawRecord]:
+    """One record per non-blank line; a line that is not JSON becomes a record carrying the JSON error."""
+    with fs.open(file, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            origin = Origin(display, number)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield RawRecord(origin, error=f"not valid UTF-8: {err.reason} at byte {err.start}")
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield RawRecord(origin, json.loads(line))
+            except json.JSONDecodeError as err:
+                yield RawRecord(origin, error=f"invalid JSON: {err.msg} (column {err.colno})")
+
+
+def read_text_file(fs, file: str, display: str) -> RawRecord:
+    """A continued-pretraining `.txt` file is one example."""
+    with fs.open(file, "rb") as handle:
+        data = handle.read()
+    try:
+        return RawRecord(Origin(display), data.decode("utf-8-sig"))
+    except UnicodeDecodeError as err:
+        return RawRecord(Origin(display), error=f"not valid UTF-8: {err.reason} at byte {err.start}")
+
+
+def read_delta_table(url: str, *, display: str) -> Iterator[RawRecord]:
+    """Rows of a Delta table's current version, read with delta-rs (no Spark needed)."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(url).to_pyarrow_table()
+    row = 0
+    for batch in table.to_batches():
+        for value in batch.to_pylist():
+            row += 1
+            yield RawRecord(Origin(display, row), _drop_nulls(value))
+
+
+def read_hf_dataset(location: DataLocation, *, dataset_root: Path | None, cache_dir: Path | None) -> Iterator[RawRecord]:
+    """Rows of a Hugging Face dataset split, through the same `load_dataset` call whether hub or mirror."""
+    import datasets
+
+    path = location.repo
+    if dataset_root is not None:
+        mirror = Path(dataset_root) / location.repo
+        if not mirror.is_dir():
+            raise _location_error(location.uri, f"dataset {location.repo} not found under {dataset_root}")
+        path = str(mirror)
+    try:
+        dataset = datasets.load_dataset(path, split=location.split, cache_dir=str(cache_dir) if cache_dir else None)
+    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
+        raise _location_error(location.uri, f"dataset not found: {err}") from err
+    except ValueError as err:  # an unknown split or a malformed split expression
+        raise _location_error(location.uri, str(err)) from err
+    for row, value in enumerate(dataset, start=1):
+        yield RawRecord(Origin(location.uri, row), _drop_nulls(value))
+
+
+def _drop_nulls(value: object) -> object:
+    """Columnar formats give every row every column; a null there means the key was absent."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def _location_error(display: str, rule: str) -> DataValidationError:
+    return DataValidationError([DataProblem(display, None, rule)])
