@@ -1,0 +1,195 @@
+"""create/get/list/cancel/delete/get_events/get_checkpoints, with Databricks' names and defaults.
+
+Each function accepts a run object or a run's name wherever Databricks' does. A
+run object carries its namespace; a name is looked up in the configured namespace.
+"""
+
+import builtins
+import re
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from kubetune.api.errors import SpecError, SpecProblem
+from kubetune.api.progress import CheckpointRef
+from kubetune.api.spec import Compute
+from kubetune.sdk import build
+from kubetune.sdk.client import RunsClient, get_client
+from kubetune.sdk.errors import RunAlreadyExistsError
+from kubetune.sdk.events import TrainingEvent, event_key
+from kubetune.sdk.filters import DEFAULT_LIMIT, filter_runs
+from kubetune.sdk.run import TrainingRun
+
+RunRef = str | TrainingRun
+NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+NAME_RULE = "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63"
+GENERATED_NAME_ATTEMPTS = 3
+FOLLOW_POLL_SECONDS = 2.0
+
+
+def create(
+    model: str,
+    train_data_path: str,
+    register_to: str,
+    *,
+    experiment_path: str | None = "",
+    task_type: str | None = "CHAT_COMPLETION",
+    eval_data_path: str | None = None,
+    eval_prompts: list[str] | None = None,
+    custom_weights_path: str | None = None,
+    training_duration: str | None = None,
+    learning_rate: float | str | None = None,
+    context_length: int | None = None,
+    validate_inputs: bool | None = True,
+    data_prep_cluster_id: str | None = None,
+    name: str | None = None,
+    compute: Compute | dict[str, Any] | None = None,
+) -> TrainingRun:
+    """Create a fine-tuning run (a FineTuneRun in the configured namespace) and return it.
+
+    `custom_weights_path` may be a checkpoint path or an earlier run's name. `name`
+    (default `<model>-<random>`) and `compute` (node pool and size) are Kubetune's.
+    Raises SpecError, naming each bad argument, before anything is sent.
+    """
+    if data_prep_cluster_id is not None:
+        warnings.warn("data_prep_cluster_id is ignored: Kubetune reads Delta tables without a Spark cluster", stacklevel=2)
+    spec = build.spec_from_arguments(
+        model=model, train_data_path=train_data_path, register_to=register_to, experiment_path=experiment_path,
+        task_type=task_type, eval_data_path=eval_data_path, eval_prompts=eval_prompts,
+        custom_weights_path=custom_weights_path, training_duration=training_duration, learning_rate=learning_rate,
+        context_length=context_length, validate_inputs=validate_inputs, compute=compute,
+    )
+    if name is not None and not (NAME_PATTERN.match(name) and len(name) <= 63):
+        raise SpecError([SpecProblem("name", NAME_RULE, name)])
+    client = get_client()
+    attempts = 1 if name else GENERATED_NAME_ATTEMPTS
+    for attempt in range(attempts):
+        run_name = name or build.generate_run_name(model)
+        try:
+            created = client.create(build.build_run_manifest(run_name, spec, client.namespace))
+            return TrainingRun.from_resource(created)
+        except RunAlreadyExistsError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def get(training_run: RunRef) -> TrainingRun:
+    """The run as it is now; RunNotFoundError names the run and namespace when it does not exist."""
+    name, client = _resolve(training_run)
+    return TrainingRun.from_resource(client.get(name))
+
+
+def list(  # noqa: A001 - the name Databricks' SDK uses
+    training_runs: Iterable[RunRef] | None = None,
+    experiment_id: str | None = None,
+    *,
+    statuses: Iterable[str] | None = None,
+    user_emails: Iterable[str] | None = None,
+    before: str | datetime | None = None,
+    after: str | datetime | None = None,
+    include_details: bool = True,
+    limit: int | None = DEFAULT_LIMIT,
+) -> builtins.list[TrainingRun]:
+    """Runs in the configured namespace, newest first, filtered like Databricks' list().
+
+    `include_details` is accepted for compatibility; runs always carry their details and events.
+    """
+    names = [_name(r) for r in training_runs] if training_runs else None
+    return filter_runs(
+        get_client().list(), names=names, experiment_id=experiment_id, statuses=statuses,
+        user_emails=user_emails, before=before, after=after, limit=limit,
+    )
+
+
+def cancel(runs: RunRef | Iterable[RunRef] | None = None, experiment_id: str | None = None) -> int:
+    """Stop runs (spec.suspend: true: the operator stops their pods and keeps their checkpoints).
+
+    Returns how many runs were cancelled; runs that had already ended or were being cancelled are not counted.
+    """
+    if runs is None and experiment_id is None:
+        raise ValueError("cancel: pass runs (a run, a name, or a list of them) or experiment_id")
+    cancelled = 0
+    for name, client in _targets(runs, experiment_id):
+        run = TrainingRun.from_resource(client.get(name))
+        if run.status.is_terminal or run.suspended:
+            continue
+        client.patch(name, build.CANCEL_PATCH)
+        cancelled += 1
+    return cancelled
+
+
+def delete(runs: RunRef | Iterable[RunRef] | None = None, experiment_id: str | None = None) -> int:
+    """Delete runs and everything they own (pods, services); returns how many were deleted."""
+    if runs is None and experiment_id is None:
+        raise ValueError("delete: pass runs (a run, a name, or a list of them) or experiment_id")
+    deleted = 0
+    for name, client in _targets(runs, experiment_id):
+        client.delete(name)
+        deleted += 1
+    return deleted
+
+
+def get_events(
+    training_run: RunRef, follow: bool = False, poll_seconds: float = FOLLOW_POLL_SECONDS
+) -> builtins.list[TrainingEvent] | Iterator[TrainingEvent]:
+    """The run's events, oldest first. With follow=True, a generator that yields each event as it
+    happens (starting with the history) and ends when the run completes, fails or is stopped."""
+    if not follow:
+        return get(training_run).events
+    return _follow_events(training_run, poll_seconds)
+
+
+def get_checkpoints(training_run: RunRef) -> builtins.list[CheckpointRef]:
+    """The run's complete checkpoints (name `ep{E}-ba{B}`, path, step), oldest first."""
+    return sorted(get(training_run).checkpoints, key=lambda c: c.step)
+
+
+def follow(training_run: RunRef, poll_seconds: float = FOLLOW_POLL_SECONDS) -> Iterator[TrainingRun]:
+    """The run each time it changes, until it has ended (the last one yielded is the final state)."""
+    name, client = _resolve(training_run)
+    seen_version = None
+    while True:
+        resource = client.get(name)
+        version = (resource.get("metadata") or {}).get("resourceVersion")
+        run = TrainingRun.from_resource(resource)
+        if version != seen_version:
+            seen_version = version
+            yield run
+        if run.status.is_terminal:
+            return
+        time.sleep(poll_seconds)
+
+
+def _follow_events(training_run: RunRef, poll_seconds: float) -> Iterator[TrainingEvent]:
+    seen: set = set()
+    for run in follow(training_run, poll_seconds):
+        for event in run.events:
+            if event_key(event) not in seen:
+                seen.add(event_key(event))
+                yield event
+
+
+def _name(run: RunRef) -> str:
+    if isinstance(run, TrainingRun):
+        return run.name
+    if isinstance(run, str) and run:
+        return run
+    raise TypeError(f"expected a run object or a run name, got {run!r}")
+
+
+def _resolve(run: RunRef) -> tuple[str, RunsClient]:
+    """The run's name and a client for its namespace (a run object remembers where it lives)."""
+    client = get_client()
+    if isinstance(run, TrainingRun) and run.namespace and run.namespace != client.namespace:
+        client = RunsClient(client.api, run.namespace)
+    return _name(run), client
+
+
+def _targets(runs: RunRef | Iterable[RunRef] | None, experiment_id: str | None) -> builtins.list[tuple[str, RunsClient]]:
+    chosen = [] if runs is None else ([runs] if isinstance(runs, (str, TrainingRun)) else builtins.list(runs))
+    if experiment_id is not None:
+        chosen += filter_runs(get_client().list(), experiment_id=experiment_id, limit=None)
+    return [_resolve(r) for r in chosen]

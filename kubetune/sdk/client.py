@@ -1,0 +1,170 @@
+"""The connection to the cluster: which kubeconfig, context and namespace the SDK talks to.
+
+The default is the current kubeconfig context and its namespace (like kubectl),
+or the pod's service account and namespace when running inside a cluster.
+`configure(...)` overrides any of them for the rest of the process.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune.sdk import errors
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+REQUEST_TIMEOUT_SECONDS = 30
+FIELD_MANAGER = "kubetune-sdk"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where runs live: unset fields come from the kubeconfig (or the in-cluster service account)."""
+
+    namespace: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+_target = Target()
+_client: "RunsClient | None" = None
+
+
+def configure(namespace: str | None = None, kubeconfig: str | os.PathLike | None = None, context: str | None = None) -> None:
+    """Point the SDK at a namespace, kubeconfig file and/or context (None keeps the kubeconfig's default)."""
+    global _target, _client
+    _target = Target(namespace, os.fspath(kubeconfig) if kubeconfig else None, context)
+    _client = None
+
+
+def get_client() -> "RunsClient":
+    """The client for the configured target, connected on first use."""
+    global _client
+    if _client is None:
+        _client = connect(_target)
+    return _client
+
+
+def connect(target: Target) -> "RunsClient":
+    from kubernetes import client as k8s
+    from kubernetes import config
+
+    kubeconfig = target.kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+    if target.kubeconfig or target.context or _any_file_exists(kubeconfig):
+        api_client = config.new_client_from_config(config_file=kubeconfig, context=target.context, persist_config=False)
+        namespace = target.namespace or _context_namespace(kubeconfig, target.context)
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        configuration = k8s.Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+        api_client = k8s.ApiClient(configuration)
+        namespace = target.namespace or SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    else:
+        raise errors.ClusterUnavailableError(
+            f"no kubeconfig at {kubeconfig} and not running inside a cluster: pass kubeconfig= to "
+            "kubetune.foundation_model.configure(), set KUBECONFIG, or use --kubeconfig"
+        )
+    return RunsClient(k8s.CustomObjectsApi(api_client), namespace)
+
+
+def _any_file_exists(kubeconfig: str) -> bool:
+    return any(Path(p).expanduser().is_file() for p in kubeconfig.split(os.pathsep) if p)
+
+
+def _context_namespace(kubeconfig: str, context: str | None) -> str:
+    from kubernetes import config
+
+    contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+    chosen = next((c for c in contexts if c["name"] == context), None) if context else active
+    return ((chosen or {}).get("context") or {}).get("namespace") or "default"
+
+
+class RunsClient:
+    """FineTuneRun objects in one namespace; Kubernetes API errors become kubetune.sdk.errors."""
+
+    def __init__(self, custom_objects: Any, namespace: str):
+        self.api = custom_objects
+        self.namespace = namespace
+
+    def _path(self) -> dict[str, str]:
+        return {"group": GROUP, "version": VERSION, "namespace": self.namespace, "plural": PLURAL}
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"].get("name", "")
+        with translate_errors("create", name, self.namespace):
+            return self.api.create_namespaced_custom_object(
+                **self._path(), body=body, field_manager=FIELD_MANAGER, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
+
+    def get(self, name: str) -> dict[str, Any]:
+        with translate_errors("get", name, self.namespace):
+            return self.api.get_namespaced_custom_object(**self._path(), name=name, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+
+    def list(self) -> list[dict[str, Any]]:
+        with translate_errors("list", "", self.namespace):
+            return self.api.list_namespaced_custom_object(**self._path(), _request_timeout=REQUEST_TIMEOUT_SECONDS)["items"]
+
+    def patch(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch of the run (the client sends application/merge-patch+json)."""
+        with translate_errors("update", name, self.namespace):
+            return self.api.patch_namespaced_custom_object(
+                **self._path(), name=name, body=patch, field_manager=FIELD_MANAGER, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
+
+    def delete(self, name: str) -> None:
+        with translate_errors("delete", name, self.namespace):
+            self.api.delete_namespaced_custom_object(
+                **self._path(), name=name, propagation_policy="Background", _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
+
+
+class translate_errors:
+    """Turns ApiException and connection failures inside the block into the SDK's errors."""
+
+    def __init__(self, verb: str, name: str, namespace: str):
+        self.verb, self.name, self.namespace = verb, name, namespace
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if error is None:
+            return False
+        translated = translate(error, self.verb, self.name, self.namespace)
+        if translated is None:
+            return False
+        raise translated from error
+
+
+def translate(error: BaseException, verb: str, name: str, namespace: str) -> Exception | None:
+    """The SDK error for a Kubernetes client error, or None to let it through unchanged."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(error, HTTPError):
+        return errors.ClusterUnavailableError(f"cannot reach the Kubernetes API server: {error}")
+    if not isinstance(error, ApiException):
+        return None
+    message, causes = errors.server_message(error.body)
+    status = error.status or 0
+    if status == 404:
+        details_name = _details_name(error.body)
+        return errors.RunNotFoundError(name, namespace) if name and details_name == name else errors.CrdNotInstalledError(namespace)
+    if status == 409 and verb == "create":
+        return errors.RunAlreadyExistsError(name, namespace)
+    if status in (400, 409, 422):
+        return errors.RunRejectedError(name, namespace, message or error.reason, causes)
+    if status in (401, 403):
+        return errors.AccessDeniedError(verb, namespace, message or error.reason)
+    if status == 429 or status >= 500 or status == 0:
+        return errors.ClusterUnavailableError(f"the Kubernetes API server answered {status}: {message or error.reason}")
+    return None
+
+
+def _details_name(body: str | bytes | None) -> str | None:
+    import json
+
+    try:
+        return (json.loads(body or "").get("details") or {}).get("name")
+    except (TypeError, ValueError, AttributeError):
+        return None

@@ -1,0 +1,66 @@
+"""A run's history as Databricks-style events, read from status.events.
+
+The operator appends an event (type, time, message) on every transition and
+keeps the last MAX_EVENTS; TRAIN_UPDATED messages look like
+`[epoch=1/3][batch=50/56][ETA=5min] Train loss: 1.71`.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from kubetune.sdk.timeutil import parse_time
+
+
+class EventType(str, Enum):
+    CREATED = "CREATED"
+    STARTED = "STARTED"
+    DATA_VALIDATED = "DATA_VALIDATED"
+    MODEL_INITIALIZED = "MODEL_INITIALIZED"
+    TRAIN_UPDATED = "TRAIN_UPDATED"
+    TRAIN_FINISHED = "TRAIN_FINISHED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL_EVENT_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELED", "STOPPED"})
+
+
+@dataclass(frozen=True)
+class TrainingEvent:
+    """One event of a run. `type` is an EventType value (a plain string if a newer operator adds types)."""
+
+    type: str
+    time: datetime
+    message: str = ""
+
+    def is_terminal_state(self) -> bool:
+        return self.type in TERMINAL_EVENT_TYPES
+
+    def __str__(self) -> str:
+        return f"{self.time.isoformat(timespec='seconds')} {self.type:<17} {self.message}".rstrip()
+
+
+def parse_events(resource: dict[str, Any]) -> list[TrainingEvent]:
+    """The run's events, oldest first, with CREATED synthesised from creationTimestamp if not recorded yet."""
+    raw = ((resource.get("status") or {}).get("events")) or []
+    events = [_event(item) for item in raw if item.get("type") and item.get("time")]
+    created = parse_time((resource.get("metadata") or {}).get("creationTimestamp"))
+    if created and not any(e.type == EventType.CREATED for e in events):
+        events.append(TrainingEvent(EventType.CREATED.value, created, "Run created."))
+    return sorted(events, key=lambda e: e.time)
+
+
+def _event(item: dict[str, Any]) -> TrainingEvent:
+    kind = str(item["type"]).upper()
+    return TrainingEvent(kind, parse_time(item["time"]), item.get("message") or "")
+
+
+def event_key(event: TrainingEvent) -> tuple[str, datetime, str]:
+    """Identifies an event across reads of a bounded history (for follow)."""
+    return (event.type, event.time, event.message)

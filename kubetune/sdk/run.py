@@ -1,0 +1,152 @@
+"""The run object: a FineTuneRun read as Databricks' TrainingRun (FinetuningRun), plus Kubetune's extras."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from kubetune.api.progress import CheckpointRef
+from kubetune.api.status import Condition, Metrics, MlflowRef, Progress, RegisteredModel
+from kubetune.sdk.events import EventType, TrainingEvent, parse_events
+from kubetune.sdk.status import RunStatus, run_status
+from kubetune.sdk.timeutil import parse_time
+
+CREATED_BY_ANNOTATION = "kubetune.io/created-by"
+_TRAINER_EVENTS = {EventType.MODEL_INITIALIZED.value, EventType.TRAIN_UPDATED.value, EventType.TRAIN_FINISHED.value}
+
+
+@dataclass
+class TrainingRun:
+    """A fine-tuning run. The fields up to `run_id` are those of Databricks' run object."""
+
+    name: str
+    status: RunStatus
+    created_by: str | None = None
+    model: str | None = None
+    train_data_path: str | None = None
+    register_to: str | None = None
+    submitted_experiment_path: str | None = None
+    task_type: str | None = None
+    eval_data_path: str | None = None
+    eval_prompts: list[str] | None = None
+    custom_weights_path: str | None = None
+    training_duration: str | None = None
+    learning_rate: float | None = None
+    context_length: int | None = None
+    data_prep_cluster_id: str | None = None  # always None: Delta tables are read without a Spark cluster
+    details: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    estimated_end_time: datetime | None = None
+    completed_at: datetime | None = None
+    events: list[TrainingEvent] = field(default_factory=list)
+    experiment_id: str | None = None
+    run_id: str | None = None
+    # Kubetune's own fields.
+    namespace: str | None = None
+    phase: str | None = None
+    suspended: bool = False
+    progress: Progress | None = None
+    metrics: Metrics | None = None
+    checkpoints: list[CheckpointRef] = field(default_factory=list)
+    registered_model: RegisteredModel | None = None
+    conditions: list[Condition] = field(default_factory=list)
+    restarts: int = 0
+    compute: dict[str, Any] | None = None
+    resource: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_resource(cls, resource: dict[str, Any]) -> "TrainingRun":
+        """Read a FineTuneRun object as the API server returns it."""
+        metadata = resource.get("metadata") or {}
+        spec = resource.get("spec") or {}
+        status = resource.get("status") or {}
+        events = parse_events(resource)
+        progress = _parse(Progress, status.get("progress"))
+        mlflow = _parse(MlflowRef, status.get("mlflow"))
+        suspended = bool(spec.get("suspend"))
+        started = bool(status.get("report")) or bool(progress and (progress.step or progress.percent)) or any(
+            e.type in _TRAINER_EVENTS for e in events
+        )
+        state = run_status(status.get("phase"), suspended=suspended, training_started=started)
+        return cls(
+            name=metadata.get("name", ""),
+            status=state,
+            created_by=(metadata.get("annotations") or {}).get(CREATED_BY_ANNOTATION),
+            model=spec.get("model"),
+            train_data_path=spec.get("trainDataPath"),
+            register_to=spec.get("registerTo"),
+            submitted_experiment_path=spec.get("experimentPath") or (mlflow.experiment_path if mlflow else None),
+            task_type=spec.get("taskType"),
+            eval_data_path=spec.get("evalDataPath"),
+            eval_prompts=spec.get("evalPrompts"),
+            custom_weights_path=spec.get("customWeightsPath"),
+            training_duration=spec.get("trainingDuration"),
+            learning_rate=float(spec["learningRate"]) if spec.get("learningRate") else None,
+            context_length=spec.get("contextLength"),
+            details=status.get("message"),
+            created_at=parse_time(metadata.get("creationTimestamp")),
+            started_at=parse_time(status.get("startTime")),
+            estimated_end_time=_estimated_end(state, progress, events),
+            completed_at=parse_time(status.get("completionTime")),
+            events=events,
+            experiment_id=mlflow.experiment_id if mlflow else None,
+            run_id=mlflow.run_id if mlflow else None,
+            namespace=metadata.get("namespace"),
+            phase=status.get("phase"),
+            suspended=suspended,
+            progress=progress,
+            metrics=_parse(Metrics, status.get("metrics")),
+            checkpoints=[c for c in (_parse(CheckpointRef, c) for c in status.get("checkpoints") or []) if c],
+            registered_model=_parse(RegisteredModel, status.get("registeredModel")),
+            conditions=[c for c in (_parse(Condition, c) for c in status.get("conditions") or []) if c],
+            restarts=status.get("restarts") or 0,
+            compute=spec.get("compute"),
+            resource=resource,
+        )
+
+    def refresh(self) -> "TrainingRun":
+        """The run as it is now (a new object, as in Databricks' SDK)."""
+        from kubetune.sdk import api
+
+        return api.get(self)
+
+    def cancel(self) -> int:
+        """Stop the run, keeping its checkpoints; returns 1 if it was cancelled, 0 if it had already ended."""
+        from kubetune.sdk import api
+
+        return api.cancel(self)
+
+    def get_events(self) -> list[TrainingEvent]:
+        from kubetune.sdk import api
+
+        return api.get_events(self)
+
+    def get_checkpoints(self) -> list[CheckpointRef]:
+        from kubetune.sdk import api
+
+        return api.get_checkpoints(self)
+
+
+FinetuningRun = TrainingRun
+
+
+def _estimated_end(state: RunStatus, progress: Progress | None, events: list[TrainingEvent]) -> datetime | None:
+    """The trainer's ETA while training runs; none once training has finished (as Databricks shows it)."""
+    if state is not RunStatus.RUNNING or progress is None or progress.eta is None:
+        return None
+    if any(e.type == EventType.TRAIN_FINISHED for e in events):
+        return None
+    return parse_time(progress.eta)
+
+
+def _parse(model: type[BaseModel], data: Any) -> Any:
+    """A status part as its API model; fields a newer operator added are ignored, a malformed part is None."""
+    if not isinstance(data, dict):
+        return None
+    known = {f.alias or name for name, f in model.model_fields.items()} | set(model.model_fields)
+    try:
+        return model.model_validate({k: v for k, v in data.items() if k in known})
+    except ValidationError:
+        return None
