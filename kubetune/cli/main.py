@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES = [
     "kubetune.cli.crd",
     "kubetune.cli.models",
+    "kubetune.cli.validate_data",
 ]
 
 
