@@ -93,7 +93,8 @@ class RunsClient:
         name = body["metadata"].get("name", "")
         with translate_errors("create", name, self.namespace):
             return self.api.create_namespaced_custom_object(
-                **self._path(), body=body, field_manager=FIELD_MANAGER, _request_timeout=REQUEST_TIMEOUT_SECONDS
+                **self._path(), body=body, field_manager=FIELD_MANAGER, field_validation="Strict",
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
 
     def get(self, name: str) -> dict[str, Any]:
@@ -108,7 +109,8 @@ class RunsClient:
         """A JSON merge patch of the run (the client sends application/merge-patch+json)."""
         with translate_errors("update", name, self.namespace):
             return self.api.patch_namespaced_custom_object(
-                **self._path(), name=name, body=patch, field_manager=FIELD_MANAGER, _request_timeout=REQUEST_TIMEOUT_SECONDS
+                **self._path(), name=name, body=patch, field_manager=FIELD_MANAGER, field_validation="Strict",
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
 
     def delete(self, name: str) -> None:
