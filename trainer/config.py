@@ -1,0 +1,112 @@
+"""TrainerConfig: the one typed object that says what a trainer process does.
+
+The operator (or the local runner) builds it from a FineTuneRunSpec, the run's
+identity and the paths of the pod, and writes it as JSON or YAML; torchrun starts
+`python -m kubetune.trainer --config FILE` on every node with that file.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kubetune.api.spec import FineTuneRunSpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunIdentity(_Strict):
+    namespace: str = "default"
+    name: str
+    uid: str = Field("", description="The FineTuneRun's metadata.uid (tags the MLflow run and model version).")
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class TrainerPaths(_Strict):
+    checkpoint_root: Path = Field(
+        ..., description="Holds every run's checkpoints: <root>/<run name>/checkpoints/ep{E}-ba{B}, …/latest."
+    )
+    output_root: Path = Field(..., description="Holds every run's outputs: <root>/<run name>/export, metrics.jsonl.")
+    pvc_mount_root: Path = Field(Path("/mnt/data"), description="pvc://CLAIM/path is read at <root>/CLAIM/path.")
+    dataset_root: Path | None = Field(None, description="Where relative local data paths are resolved.")
+    model_cache: Path | None = Field(None, description="Hugging Face cache for hub model ids.")
+
+
+class ProgressTarget(_Strict):
+    """Where rank 0 sends TrainerReports: a JSON file (local mode, tests) or the run's status (cluster)."""
+
+    kind: Literal["file", "kubernetes", "none"] = "none"
+    path: Path | None = None
+    min_interval_s: float = Field(10.0, ge=0, description="Routine reports at most this often; stage changes always.")
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> "ProgressTarget":
+        if self.kind == "file" and self.path is None:
+            raise ValueError("progress.kind=file needs progress.path")
+        return self
+
+
+class TrainingOptions(_Strict):
+    """Knobs the spec does not expose; defaults suit the supported models on GPU node pools."""
+
+    global_batch_size: int = Field(16, ge=1, description="Packed sequences per optimizer step, across all ranks.")
+    micro_batch_size: int = Field(1, ge=1, description="Packed sequences per forward pass on one rank.")
+    warmup_fraction: float = Field(0.05, ge=0, lt=1, description="Share of the steps spent warming up the LR.")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="The LR decays (cosine) to this share of the peak.")
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    checkpoint_every_steps: int | None = Field(
+        None, ge=1, description="Save every N optimizer steps; default: at the end of every epoch (and at the end)."
+    )
+    seed: int = 17
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    activation_checkpointing: bool | None = Field(None, description="Default: on for CUDA, off on CPU.")
+    log_every_steps: int = Field(1, ge=1)
+    eval_max_new_tokens: int = Field(100, ge=1)
+
+
+class TrainerConfig(_Strict):
+    run: RunIdentity
+    spec: FineTuneRunSpec
+    paths: TrainerPaths
+    mlflow_tracking_uri: str | None = Field(None, description="None: no MLflow logging.")
+    progress: ProgressTarget = Field(default_factory=ProgressTarget)
+    training: TrainingOptions = Field(default_factory=TrainingOptions)
+    attempt: int = Field(0, ge=0, description="Restarts so far; echoed in every report.")
+
+    @property
+    def run_checkpoint_dir(self) -> Path:
+        return self.paths.checkpoint_root / self.run.name / "checkpoints"
+
+    @property
+    def run_output_dir(self) -> Path:
+        return self.paths.output_root / self.run.name
+
+    @property
+    def export_dir(self) -> Path:
+        return self.run_output_dir / "export"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.run_output_dir / "metrics.jsonl"
+
+    def experiment_path(self) -> str:
+        return self.spec.experiment_path or f"/Users/{self.run.namespace}/{self.run.name}"
+
+    def dump(self) -> str:
+        return self.model_dump_json(indent=2, by_alias=False)
+
+    def write(self, path: Path) -> Path:
+        Path(path).write_text(self.dump())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainerConfig":
+        """JSON or YAML (JSON is YAML): the file the operator puts in the run's ConfigMap."""
+        return cls.model_validate(yaml.safe_load(Path(path).read_text()))

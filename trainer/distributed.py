@@ -1,0 +1,119 @@
+"""Everything distributed: the process group, FSDP2 sharding, activation checkpointing, reductions.
+
+The same code runs on GPUs (NCCL, bf16 compute) and on CPU (gloo, fp32): torchrun
+starts one process per GPU (or one per node on CPU) and every process shards the
+model with `fully_shard`, one FSDP unit per decoder layer plus the root.
+"""
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+
+from kubetune.trainer.config import TrainingOptions
+
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=30)  # long enough for a checkpoint of a large model
+
+
+@dataclass(frozen=True)
+class DistributedEnv:
+    """Who this process is, from the variables torchrun sets (the only environment the trainer reads)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_torchrun(cls) -> "DistributedEnv":
+        return cls(
+            rank=int(os.environ.get("RANK", "0")),
+            world_size=int(os.environ.get("WORLD_SIZE", "1")),
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        )
+
+
+def pick_device(options: TrainingOptions, env: DistributedEnv) -> torch.device:
+    if options.device == "cpu" or (options.device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    torch.cuda.set_device(env.local_rank)
+    return torch.device("cuda", env.local_rank)
+
+
+def init_process_group(env: DistributedEnv, device: torch.device) -> None:
+    """NCCL on GPUs, gloo on CPU. Started by torchrun, so the rendezvous is already in the environment."""
+    if dist.is_initialized():
+        return
+    if "MASTER_ADDR" not in os.environ:  # a plain `python -m kubetune.trainer`, without torchrun
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29500")
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(
+        backend=backend,
+        rank=env.rank,
+        world_size=env.world_size,
+        timeout=PROCESS_GROUP_TIMEOUT,
+        device_id=device if device.type == "cuda" else None,
+    )
+
+
+def destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_sum(value: float | int, device: torch.device) -> float:
+    tensor = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    if dist.is_initialized():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return float(tensor.item())
+
+
+def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated blocks Hugging Face itself would not split (`_no_split_modules`): one FSDP unit each."""
+    names = set(getattr(model, "_no_split_modules", None) or [])
+    return [module for module in model.modules() if type(module).__name__ in names]
+
+
+def wants_activation_checkpointing(options: TrainingOptions, device: torch.device) -> bool:
+    # Recomputing activations pays on GPUs, where memory bounds the batch; tiny CPU runs only get slower.
+    if options.activation_checkpointing is not None:
+        return options.activation_checkpointing
+    return device.type == "cuda"
+
+
+def shard_model(model: torch.nn.Module, device: torch.device, options: TrainingOptions) -> FSDPModule:
+    """Activation checkpointing, then fully_shard per decoder layer and at the root; parameters land on `device`."""
+    if wants_activation_checkpointing(options, device):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+    model.to(device)
+    policy = mixed_precision(device)
+    for layer in decoder_layers(model):
+        fully_shard(layer, mp_policy=policy)
+    fully_shard(model, mp_policy=policy)
+    return model  # type: ignore[return-value]
+
+
+def mixed_precision(device: torch.device) -> MixedPrecisionPolicy:
+    """bf16 compute with fp32 master weights and gradient reduction on GPUs; plain fp32 on CPU."""
+    if device.type == "cuda":
+        return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    return MixedPrecisionPolicy()
+
+
+def set_gradient_sync(model: torch.nn.Module, enabled: bool) -> None:
+    """Skip the reduce-scatter on all but the last micro-batch of a step (gradient accumulation)."""
+    if isinstance(model, FSDPModule):
+        model.set_requires_gradient_sync(enabled)

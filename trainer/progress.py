@@ -1,0 +1,113 @@
+"""Progress reports from the trainer to whoever watches the run (rank 0 only).
+
+`ProgressReporter.report(TrainerReport)` is the whole interface. A JSON file
+(local mode, tests) or the run's own `status.report` (in a cluster; the pod's
+ServiceAccount may only get and patch that one run's status). Routine reports are
+throttled; stage changes and new checkpoints always go out. A failed report is
+logged and dropped: progress reporting never stops training.
+"""
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Protocol
+
+from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune.api.progress import TrainerReport
+from kubetune.trainer.config import ProgressTarget, RunIdentity
+
+log = logging.getLogger(__name__)
+
+
+class ProgressReporter(Protocol):
+    def report(self, report: TrainerReport) -> None: ...
+
+
+class NullReporter:
+    def report(self, report: TrainerReport) -> None: ...
+
+
+def report_json(report: TrainerReport) -> dict:
+    return report.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class FileReporter:
+    """Writes the latest report to a JSON file atomically (temp file + os.replace): readers never see half."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def report(self, report: TrainerReport) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps(report_json(report), indent=2))
+        os.replace(temp, self.path)
+
+
+class KubernetesReporter:
+    """Merge-patches `status.report` of the trainer's own FineTuneRun through the status subresource."""
+
+    def __init__(self, run: RunIdentity):
+        from kubernetes import client, config  # lazy: local mode never needs the client
+
+        config.load_incluster_config()
+        self.api = client.CustomObjectsApi()
+        self.run = run
+
+    def report(self, report: TrainerReport) -> None:
+        self.api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.run.namespace, PLURAL, self.run.name, {"status": {"report": report_json(report)}}
+        )
+
+
+class ThrottledReporter:
+    """At most one routine report per `min_interval_s`; a new stage, a new checkpoint or `force` always passes.
+
+    Failures are logged and swallowed. The last report held back is sent by `flush()`.
+    """
+
+    def __init__(self, inner: ProgressReporter, min_interval_s: float, clock=time.monotonic):
+        self.inner = inner
+        self.min_interval_s = min_interval_s
+        self.clock = clock
+        self._last_sent: TrainerReport | None = None
+        self._last_time = float("-inf")
+        self._pending: TrainerReport | None = None
+
+    def report(self, report: TrainerReport, force: bool = False) -> None:
+        if force or self._is_news(report) or self.clock() - self._last_time >= self.min_interval_s:
+            self._send(report)
+        else:
+            self._pending = report
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            self._send(self._pending)
+
+    def _is_news(self, report: TrainerReport) -> bool:
+        last = self._last_sent
+        return last is None or last.stage != report.stage or len(last.checkpoints) != len(report.checkpoints)
+
+    def _send(self, report: TrainerReport) -> None:
+        self._pending = None
+        try:
+            self.inner.report(report)
+        except Exception as error:  # noqa: BLE001 - a status write must never crash training
+            log.warning("progress report failed (training continues): %s", error)
+            return
+        self._last_sent = report
+        self._last_time = self.clock()
+
+
+def build_reporter(target: ProgressTarget, run: RunIdentity, is_main: bool) -> ThrottledReporter:
+    inner: ProgressReporter = NullReporter()
+    if is_main and target.kind == "file":
+        inner = FileReporter(target.path)  # type: ignore[arg-type]
+    elif is_main and target.kind == "kubernetes":
+        try:
+            inner = KubernetesReporter(run)
+        except Exception as error:  # noqa: BLE001 - no in-cluster config: train anyway, unreported
+            log.warning("cannot report progress to the cluster (training continues): %s", error)
+    return ThrottledReporter(inner, target.min_interval_s)

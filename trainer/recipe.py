@@ -1,0 +1,252 @@
+"""The fine-tuning recipe: setup → train → save, read top to bottom.
+
+torchrun starts this on every rank (`python -m kubetune.trainer --config FILE`).
+Every component lives in its own module; this file only puts them in order.
+A run that finds a complete checkpoint of its own resumes from it exactly.
+"""
+
+import logging
+import time
+from datetime import datetime, timezone
+
+import torch
+from transformers import AutoConfig
+
+from kubetune.api import supported_models
+from kubetune.api.spec import TaskType
+from kubetune.api.progress import CheckpointRef, TrainerReport, TrainerStage
+from kubetune.trainer import checkpoint as ckpt
+from kubetune.trainer import distributed as dist_utils
+from kubetune.trainer.config import TrainerConfig
+from kubetune.trainer.data import DataConfig, PackedDataset, build_packed_dataset, tokenizer_accepts_system_role
+from kubetune.trainer.evaluate import eval_loss, generate_for_prompts
+from kubetune.trainer.export import export_hf_model
+from kubetune.trainer.modeling import load_model, load_tokenizer, resolve_model_source
+from kubetune.trainer.optim import BatchShape, build_optimizer, build_scheduler, plan_steps
+from kubetune.trainer.progress import build_reporter
+from kubetune.trainer.sampler import SamplerPosition, StepSampler
+from kubetune.trainer.steps import StepResult, load_micro_batch, train_step
+from kubetune.trainer.tracking import build_logger
+
+log = logging.getLogger("kubetune.trainer")
+MAX_MESSAGE_CHARS = 4000  # a report lands in the run's status: keep it well inside an object's size limit
+
+
+class FineTuneRecipe:
+    def __init__(self, config: TrainerConfig):
+        self.config = config
+        self.spec = config.spec
+        self.options = config.training
+        self.env = dist_utils.DistributedEnv.from_torchrun()
+        self.device = dist_utils.pick_device(self.options, self.env)
+        self.reporter = build_reporter(config.progress, config.run, self.env.is_main)
+        self.metrics: dict[str, float] = {}
+        self.progress = ckpt.TrainingProgress(seed=self.options.seed, world_size=self.env.world_size)
+
+    # ---- setup ---------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        dist_utils.init_process_group(self.env, self.device)
+        torch.manual_seed(self.options.seed)
+        self.logger = build_logger(self.config, self.env.is_main)
+        self.source = resolve_model_source(self.config)
+        self.tokenizer = load_tokenizer(self.source)
+        self.train_data, self.eval_data = self._setup_data()
+        self._report(TrainerStage.DATA_VALIDATED, force=True)
+        self.model = dist_utils.shard_model(load_model(self.source), self.device, self.options)
+        self.shape = BatchShape.fit(self.options, self.env.world_size, len(self.train_data))
+        self.plan = plan_steps(self.spec.duration, len(self.train_data), self.train_data.tokens_per_epoch, self.shape.global_batch_size)
+        self.sampler = StepSampler(len(self.train_data), self.shape, self.env.rank, self.options.seed)
+        self.optimizer = build_optimizer(self.model, self.spec.effective_learning_rate(), self.options)
+        self.scheduler = build_scheduler(self.optimizer, self.plan.total_steps, self.options)
+        self._restore_state()
+        self.progress.total_steps = self.plan.total_steps
+        self.logger.log_params(self._params())
+        self._report(TrainerStage.MODEL_INITIALIZED, force=True)
+
+    def _setup_data(self) -> tuple[PackedDataset, PackedDataset | None]:
+        model_max = getattr(AutoConfig.from_pretrained(self.source.location, cache_dir=self.source.cache_dir), "max_position_embeddings", None)
+        info = supported_models.lookup(self.spec.model)
+        accepts_system = info.accepts_system_role if info else tokenizer_accepts_system_role(self.tokenizer)
+
+        def data(path: str) -> PackedDataset:
+            config = DataConfig(
+                path=path,
+                task_type=TaskType(self.spec.task_type),
+                context_length=self.spec.effective_context_length(model_max),
+                pvc_mount_root=self.config.paths.pvc_mount_root,
+                dataset_root=self.config.paths.dataset_root,
+                accepts_system_role=accepts_system,
+            )
+            return build_packed_dataset(config, self.tokenizer, seed=self.options.seed)
+
+        train = data(self.spec.train_data_path)
+        return train, (data(self.spec.eval_data_path) if self.spec.eval_data_path else None)
+
+    def _restore_state(self) -> None:
+        """Our own latest checkpoint (a restart) wins; else customWeightsPath; else the base weights as loaded."""
+        latest = ckpt.latest_checkpoint(self.config.run_checkpoint_dir)
+        if latest is not None:
+            self.progress = ckpt.load_checkpoint(latest, self.model, self.optimizer, self.env)
+            self.scheduler.load_state_dict(self.progress.scheduler)
+            log.info("resumed from %s at step %d", latest, self.progress.step)
+        elif self.spec.custom_weights_path:
+            path = ckpt.resolve_custom_weights(
+                self.spec.custom_weights_path, self.config.paths.checkpoint_root, self.config.paths.pvc_mount_root
+            )
+            ckpt.load_model_weights(path, self.model)
+            log.info("started from the weights of %s", path)
+
+    # ---- train ---------------------------------------------------------------------------------
+
+    def train(self) -> None:
+        self.model.train()
+        self._report(TrainerStage.TRAINING, force=True)
+        while self.progress.step < self.plan.total_steps:
+            started = time.perf_counter()
+            position = SamplerPosition.from_state_dict(self.progress.sampler)
+            self.metrics["learning_rate"] = self.scheduler.get_last_lr()[0]  # the LR this step uses
+            result = self._train_one_step(position)
+            self._advance(position, result)
+            self._log_step(result, time.perf_counter() - started)
+            if self._checkpoint_due():
+                self._checkpoint_and_evaluate()
+
+    def _train_one_step(self, position: SamplerPosition) -> StepResult:
+        filler = self.sampler.epoch_order(position.epoch)[0]
+        batches = [
+            load_micro_batch(self.train_data, indices, filler, self.device)
+            for indices in self.sampler.micro_batches(position)
+        ]
+        return train_step(
+            self.model, self.optimizer, self.scheduler, batches, self.env.world_size, self.options.max_grad_norm, self.device
+        )
+
+    def _advance(self, position: SamplerPosition, result: StepResult) -> None:
+        following = self.sampler.advance(position)
+        self.progress.step += 1
+        self.progress.tokens_seen += result.real_tokens
+        self.progress.sampler = following.state_dict()
+        self.progress.epochs_completed = following.epoch
+        self.progress.scheduler = self.scheduler.state_dict()
+
+    def _log_step(self, result: StepResult, seconds: float) -> None:
+        self.metrics.update(train_loss=result.loss, tokens_per_second=result.real_tokens / max(seconds, 1e-9))
+        if self.progress.step % self.options.log_every_steps == 0 or self.progress.step == self.plan.total_steps:
+            metrics = {
+                "loss": result.loss,
+                "learning_rate": self.metrics["learning_rate"],
+                "tokens_per_second": self.metrics["tokens_per_second"],
+                "tokens_seen": self.progress.tokens_seen,
+                "epoch": self.plan.epoch_of(self.progress.step),
+            }
+            if result.grad_norm is not None:
+                metrics["grad_norm"] = result.grad_norm
+            self.logger.log_metrics(metrics, self.progress.step)
+        self._report(TrainerStage.TRAINING)
+
+    def _checkpoint_due(self) -> bool:
+        step, every = self.progress.step, self.options.checkpoint_every_steps
+        if step == self.plan.total_steps:
+            return True
+        return step % every == 0 if every else step % self.plan.steps_per_epoch == 0
+
+    def _checkpoint_and_evaluate(self) -> None:
+        path = ckpt.save_checkpoint(self.config.run_checkpoint_dir, self.model, self.optimizer, self.progress, self.env)
+        self.logger.log_metrics({"checkpoint_step": self.progress.step}, self.progress.step)
+        if self.eval_data is not None:
+            self.metrics["eval_loss"] = eval_loss(self.model, self.eval_data, self.env, self.device, self.shape.micro_batch_size)
+            self.logger.log_metrics({"eval_loss": self.metrics["eval_loss"]}, self.progress.step)
+        if self.spec.eval_prompts:
+            rows = generate_for_prompts(
+                self.model, self.tokenizer, self.spec.eval_prompts, self.spec.task_type, self.device, self.env,
+                seed=self.options.seed + self.progress.step, max_new_tokens=self.options.eval_max_new_tokens,
+            )
+            self.logger.log_generations([{**row, "step": self.progress.step, "checkpoint": path.name} for row in rows], self.progress.step)
+        self._report(TrainerStage.TRAINING, force=True)
+
+    # ---- save ----------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        export_dir = export_hf_model(self.model, self.tokenizer, self.config.export_dir, self.env)
+        self.export_uri = self.logger.log_export(export_dir) or str(export_dir)
+        self._report(TrainerStage.TRAIN_FINISHED, force=True)
+
+    def fail(self, error: BaseException) -> None:
+        message = f"{type(error).__name__}: {error}"
+        self._report(TrainerStage.FAILED, force=True, message=message[:MAX_MESSAGE_CHARS])
+
+    def cleanup(self, succeeded: bool) -> None:
+        self.reporter.flush()
+        if hasattr(self, "logger"):
+            self.logger.close(succeeded)
+        dist_utils.destroy_process_group()
+
+    # ---- reporting -----------------------------------------------------------------------------
+
+    def _params(self) -> dict:
+        stats = self.train_data.stats
+        return {
+            **{f"spec.{k}": v for k, v in self.spec.to_manifest_spec().items() if k != "compute"},
+            "learning_rate": self.spec.effective_learning_rate(),
+            "world_size": self.env.world_size,
+            "global_batch_size": self.shape.global_batch_size,
+            "micro_batch_size": self.shape.micro_batch_size,
+            "gradient_accumulation_steps": self.shape.accumulation_steps,
+            "total_steps": self.plan.total_steps,
+            "steps_per_epoch": self.plan.steps_per_epoch,
+            "packed_sequences": stats.sequences,
+            "packing_efficiency": round(stats.efficiency, 4),
+            "truncated_examples": stats.truncated_examples,
+            "device": self.device.type,
+        }
+
+    def _report(self, stage: TrainerStage, force: bool = False, message: str | None = None) -> None:
+        plan = getattr(self, "plan", None)
+        step = self.progress.step
+        report = TrainerReport(
+            stage=stage,
+            updated_at=datetime.now(timezone.utc),
+            attempt=self.config.attempt,
+            epoch=plan.epoch_of(max(step, 1)) if plan else None,
+            total_epochs=plan.total_epochs if plan else None,
+            step=step,
+            total_steps=plan.total_steps if plan else None,
+            tokens_seen=self.progress.tokens_seen,
+            tokens_total=plan.tokens_total if plan else None,
+            train_loss=self.metrics.get("train_loss"),
+            eval_loss=self.metrics.get("eval_loss"),
+            learning_rate=self.metrics.get("learning_rate"),
+            tokens_per_second=self.metrics.get("tokens_per_second"),
+            checkpoints=self._checkpoint_refs() if self.env.is_main else [],
+            mlflow_experiment_id=getattr(getattr(self, "logger", None), "experiment_id", None),
+            mlflow_run_id=getattr(getattr(self, "logger", None), "run_id", None),
+            export_uri=getattr(self, "export_uri", None),
+            message=message,
+        )
+        self.reporter.report(report, force=force)
+
+    def _checkpoint_refs(self) -> list[CheckpointRef]:
+        refs = []
+        for path in ckpt.list_checkpoints(self.config.run_checkpoint_dir):
+            epochs, step = ckpt.parse_checkpoint_name(path.name)  # type: ignore[misc]
+            created = datetime.fromtimestamp((path / ckpt.COMPLETE_MARKER).stat().st_mtime, timezone.utc)
+            refs.append(CheckpointRef(name=path.name, path=str(path), step=step, epoch=epochs, created_at=created))
+        return refs
+
+
+def run(config: TrainerConfig) -> int:
+    """The whole run on this rank: 0 on success; a failure is reported, then raised to fail the process."""
+    recipe = FineTuneRecipe(config)
+    succeeded = False
+    try:
+        recipe.setup()
+        recipe.train()
+        recipe.save()
+        succeeded = True
+        return 0
+    except BaseException as error:
+        recipe.fail(error)
+        raise
+    finally:
+        recipe.cleanup(succeeded)

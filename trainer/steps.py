@@ -1,0 +1,82 @@
+"""One optimizer step: micro-batches in, gradients accumulated, weights updated."""
+
+from dataclasses import dataclass
+
+import torch
+
+from kubetune.trainer.data import PackedDataset, collate, model_inputs
+from kubetune.trainer.distributed import all_reduce_sum, set_gradient_sync
+from kubetune.trainer.loss import IGNORE_INDEX, count_loss_tokens, summed_token_loss
+
+
+@dataclass(frozen=True)
+class StepResult:
+    loss: float  # mean loss per loss token over the global batch
+    loss_tokens: int  # across all ranks
+    real_tokens: int  # non-padding tokens across all ranks
+    grad_norm: float | None
+
+
+def load_micro_batch(dataset: PackedDataset, indices: list[int], filler: int, device: torch.device) -> dict:
+    """Stacked sequences on `device`. No indices (a rank with nothing left this step): sequence `filler`
+    with every label masked, so the rank still joins FSDP's collectives but adds nothing to the loss."""
+    items = [dataset[i] for i in indices] or [_without_labels(dataset[filler])]
+    batch = {key: value.to(device) for key, value in collate(items).items()}
+    batch["loss_tokens"] = count_loss_tokens(batch["labels"], batch["position_ids"])
+    batch["real_tokens"] = sum(real_length(dataset, i) for i in indices)
+    return batch
+
+
+def real_length(dataset: PackedDataset, index: int) -> int:
+    """Tokens of sequence `index` before padding (the packed dataset keeps sequences unpadded)."""
+    return len(dataset._ids[index])
+
+
+def _without_labels(item: dict) -> dict:
+    return {**item, "labels": torch.full_like(item["labels"], IGNORE_INDEX)}
+
+
+def forward_logits(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    inputs = model_inputs({k: batch[k] for k in ("input_ids", "labels", "position_ids")})
+    return model(**inputs, use_cache=False).logits
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    micro_batches: list[dict],
+    world_size: int,
+    max_grad_norm: float | None,
+    device: torch.device,
+) -> StepResult:
+    """Loss per micro-batch = summed token loss / loss tokens of the whole global batch, times world_size
+    because FSDP averages gradients over ranks; the sum over ranks and micro-batches is then the global mean."""
+    global_tokens = all_reduce_sum(sum(b["loss_tokens"] for b in micro_batches), device)
+    scale = world_size / max(1.0, global_tokens)
+    local_loss = 0.0
+    for index, batch in enumerate(micro_batches):
+        set_gradient_sync(model, index == len(micro_batches) - 1)
+        loss = summed_token_loss(forward_logits(model, batch), batch["labels"], batch["position_ids"])
+        (loss * scale).backward()
+        local_loss += float(loss.detach())
+    grad_norm = _clip(model, max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
+    real_tokens = all_reduce_sum(sum(b["real_tokens"] for b in micro_batches), device)
+    return StepResult(
+        loss=all_reduce_sum(local_loss, device) / max(1.0, global_tokens),
+        loss_tokens=int(global_tokens),
+        real_tokens=int(real_tokens),
+        grad_norm=grad_norm,
+    )
+
+
+def _clip(model: torch.nn.Module, max_norm: float | None) -> float | None:
+    if max_norm is None:
+        return None
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    if hasattr(norm, "full_tensor"):  # a DTensor under FSDP2: the norm over every shard
+        norm = norm.full_tensor()
+    return float(norm)
