@@ -1,0 +1,73 @@
+# syntax=docker/dockerfile:1.7
+# Kubetune's two images, from one file:
+#   docker build --target operator -t ghcr.io/kubetune/operator:0.1.0 .   # no torch
+#   docker build --target trainer  -t ghcr.io/kubetune/trainer:0.1.0 .    # CUDA PyTorch from PyPI
+# Layers run from least to most often changed: OS and user; the pinned
+# dependencies (resolved from pyproject.toml and constraints.txt alone, so a
+# source change never reinstalls torch); then Kubetune itself, as a wheel.
+# Nothing is compiled: every dependency is a wheel, so no build tools are
+# installed in any stage.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---------------------------------------------------------------- shared base
+FROM ${PYTHON_IMAGE} AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    VIRTUAL_ENV=/opt/kubetune \
+    PATH=/opt/kubetune/bin:$PATH
+# uid/gid 1000 match the chart's and the operator's runAsUser/runAsGroup.
+RUN groupadd --gid 1000 kubetune \
+    && useradd --uid 1000 --gid 1000 --no-log-init --create-home --shell /usr/sbin/nologin kubetune \
+    && python -m venv /opt/kubetune
+WORKDIR /src
+
+# ---------------------------------------------------------------- Kubetune as a wheel
+FROM base AS wheel
+COPY pyproject.toml setup.py constraints.txt README.md ./
+COPY kubetune ./kubetune
+COPY operator ./operator
+COPY trainer ./trainer
+RUN --mount=type=cache,target=/root/.cache/pip \
+    PIP_CONSTRAINT=/src/constraints.txt pip wheel --no-deps --wheel-dir /dist .
+
+# ---------------------------------------------------------------- dependencies only
+# An empty project with the real metadata: pip resolves the extra's pinned
+# dependencies; the empty kubetune itself is removed again.
+FROM base AS operator-deps
+COPY pyproject.toml setup.py constraints.txt README.md ./
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install --constraint constraints.txt ".[operator]" \
+    && pip uninstall --yes kubetune
+
+FROM base AS trainer-deps
+COPY pyproject.toml setup.py constraints.txt README.md ./
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install --constraint constraints.txt ".[trainer]" \
+    && pip uninstall --yes kubetune
+
+# ---------------------------------------------------------------- operator
+FROM base AS operator
+COPY --from=operator-deps /opt/kubetune /opt/kubetune
+RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
+    pip install --no-cache-dir --no-deps /dist/*.whl
+USER 1000:1000
+WORKDIR /tmp
+EXPOSE 8080
+# The same command the chart's Deployment runs (it adds --namespace flags).
+ENTRYPOINT ["kubetune"]
+CMD ["operator", "--config", "/etc/kubetune/config.yaml", "--liveness", "http://0.0.0.0:8080/healthz"]
+
+# ---------------------------------------------------------------- trainer
+FROM base AS trainer
+COPY --from=trainer-deps /opt/kubetune /opt/kubetune
+RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
+    pip install --no-cache-dir --no-deps /dist/*.whl
+USER 1000:1000
+WORKDIR /tmp
+# The operator's training Job starts `torchrun ... -m kubetune.trainer --config FILE`
+# and sets its own command; run without one, the image prints the trainer's usage.
+ENTRYPOINT ["python", "-m", "kubetune.trainer"]
+CMD ["--help"]
