@@ -105,7 +105,7 @@ def _validate(args: argparse.Namespace, plan: _Plan) -> str:
     tokenizer = _load_tokenizer(plan.tokenizer_path) if plan.tokenizer_path else None
     accepts_system = plan.accepts_system_role and (tokenizer is None or tokenizer_accepts_system_role(tokenizer))
     config = DataConfig(
-        path=args.path,
+        path=_as_local_when_present(args.path),
         task_type=args.task_type,
         context_length=plan.context_length,
         pvc_mount_root=args.pvc_mount_root,
@@ -117,6 +117,13 @@ def _validate(args: argparse.Namespace, plan: _Plan) -> str:
     if tokenizer is not None:
         lines += _token_report(examples, tokenizer, config)
     return "\n".join(lines)
+
+
+def _as_local_when_present(path: str) -> str:
+    # On a workstation `data/train` that exists is meant as a folder, not the dataset `data/train` on the hub.
+    if not path.startswith(("/", "./", "../")) and "://" not in path and Path(path).exists():
+        return f"./{path}"
+    return path
 
 
 def _load_tokenizer(path: Path):

@@ -142,6 +142,8 @@ def read_hf_dataset(location: DataLocation, *, dataset_root: Path | None, cache_
         dataset = datasets.load_dataset(path, split=location.split, cache_dir=str(cache_dir) if cache_dir else None)
     except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
         raise _location_error(location.uri, f"dataset not found: {err}") from err
+    except datasets.exceptions.DatasetGenerationError as err:  # e.g. files whose columns differ
+        raise _location_error(location.uri, f"cannot read the dataset: {err.__cause__ or err}") from err
     except ValueError as err:  # an unknown split or a malformed split expression
         raise _location_error(location.uri, str(err)) from err
     for row, value in enumerate(dataset, start=1):
