@@ -14,6 +14,9 @@ COMMAND_MODULES = [
     "kubetune.cli.crd",
     "kubetune.cli.models",
     "kubetune.cli.validate_data",
+    "kubetune.cli.create",
+    "kubetune.cli.runs",
+    "kubetune.cli.events",
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from kubetune.api.errors import SpecError, SpecProblem
 from kubetune.api.progress import CheckpointRef
-from kubetune.api.spec import Compute
+from kubetune.api.spec import Compute, FineTuneRunSpec
 from kubetune.sdk import build
 from kubetune.sdk.client import RunsClient, get_client
 from kubetune.sdk.errors import RunAlreadyExistsError
@@ -61,17 +61,32 @@ def create(
         custom_weights_path=custom_weights_path, training_duration=training_duration, learning_rate=learning_rate,
         context_length=context_length, validate_inputs=validate_inputs, compute=compute,
     )
+    return submit(spec, name=name)
+
+
+def submit(
+    spec: FineTuneRunSpec,
+    name: str | None = None,
+    namespace: str | None = None,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> TrainingRun:
+    """Create a FineTuneRun from a validated spec (what create() and `kubetune create -f` share).
+
+    Without a name, one is generated (`<model>-<random>`) and regenerated if it is taken.
+    """
     if name is not None and not (NAME_PATTERN.match(name) and len(name) <= 63):
         raise SpecError([SpecProblem("name", NAME_RULE, name)])
-    client = get_client()
+    client = get_client().in_namespace(namespace)
     attempts = 1 if name else GENERATED_NAME_ATTEMPTS
-    for attempt in range(attempts):
-        run_name = name or build.generate_run_name(model)
+    for attempt in range(1, attempts + 1):
+        body = build.build_run_manifest(name or build.generate_run_name(spec.model), spec, client.namespace, annotations)
+        if labels:
+            body["metadata"]["labels"] = dict(labels)
         try:
-            created = client.create(build.build_run_manifest(run_name, spec, client.namespace))
-            return TrainingRun.from_resource(created)
+            return TrainingRun.from_resource(client.create(body))
         except RunAlreadyExistsError:
-            if attempt == attempts - 1:
+            if attempt == attempts:
                 raise
     raise AssertionError("unreachable")
 
@@ -182,10 +197,8 @@ def _name(run: RunRef) -> str:
 
 def _resolve(run: RunRef) -> tuple[str, RunsClient]:
     """The run's name and a client for its namespace (a run object remembers where it lives)."""
-    client = get_client()
-    if isinstance(run, TrainingRun) and run.namespace and run.namespace != client.namespace:
-        client = RunsClient(client.api, run.namespace)
-    return _name(run), client
+    namespace = run.namespace if isinstance(run, TrainingRun) else None
+    return _name(run), get_client().in_namespace(namespace)
 
 
 def _targets(runs: RunRef | Iterable[RunRef] | None, experiment_id: str | None) -> builtins.list[tuple[str, RunsClient]]:

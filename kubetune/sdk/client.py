@@ -86,6 +86,10 @@ class RunsClient:
         self.api = custom_objects
         self.namespace = namespace
 
+    def in_namespace(self, namespace: str | None) -> "RunsClient":
+        """The same connection, for another namespace (None or the same namespace: this client)."""
+        return self if not namespace or namespace == self.namespace else RunsClient(self.api, namespace)
+
     def _path(self) -> dict[str, str]:
         return {"group": GROUP, "version": VERSION, "namespace": self.namespace, "plural": PLURAL}
 
