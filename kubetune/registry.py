@@ -1,0 +1,67 @@
+"""Registering a finished run's model in the MLflow model registry, idempotently.
+
+Shared by the operator's registration step and local mode, so it imports only
+mlflow's client (mlflow-skinny is enough) and never torch. A retried registration
+finds the version it already created (same run tag and source) and returns it.
+"""
+
+from dataclasses import dataclass
+
+RUN_TAG = "kubetune.run"  # <namespace>/<name>
+RUN_UID_TAG = "kubetune.run_uid"
+
+
+class RegistrationError(RuntimeError):
+    """MLflow refused or could not be reached; the caller decides whether to retry."""
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+
+
+def register_model(
+    tracking_uri: str | None, name: str, source: str, run_id: str | None, tags: dict[str, str]
+) -> RegisteredVersion:
+    """Register `source` (the run's exported model) as a new version of `name`, or return the one already there.
+
+    A version counts as already there when its source is `source` and it carries the
+    same `kubetune.run_uid` (or, without a uid, the same `kubetune.run`) tag.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        _ensure_registered_model(client, name)
+        existing = find_version(client, name, source, tags)
+        if existing is not None:
+            return existing
+        version = client.create_model_version(name=name, source=source, run_id=run_id, tags=tags)
+        return RegisteredVersion(name, str(version.version))
+    except MlflowException as error:
+        raise RegistrationError(f"registering {name!r} from {source!r} failed: {error}") from error
+
+
+def find_version(client, name: str, source: str, tags: dict[str, str]) -> RegisteredVersion | None:
+    identity = RUN_UID_TAG if tags.get(RUN_UID_TAG) else RUN_TAG
+    for version in client.search_model_versions(f"name = '{_quoted(name)}'"):
+        if version.source == source and version.tags.get(identity) == tags.get(identity):
+            return RegisteredVersion(name, str(version.version))
+    return None
+
+
+def _ensure_registered_model(client, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+
+
+def _quoted(value: str) -> str:
+    return value.replace("'", "\\'")

@@ -1,0 +1,85 @@
+"""Fixtures for trainer tests: tiny real tokenizers and models, data files, quiet CPU torch."""
+
+import functools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from kubetune.trainer.tiny_models import build_tokenizer, build_tiny_model
+
+FAMILIES = ("llama", "qwen2", "mistral")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_cpu_thread():
+    # The test machine is shared; tiny models gain nothing from more threads.
+    torch.set_num_threads(1)
+
+
+@functools.cache
+def _cached_tokenizer(family: str):
+    return build_tokenizer(family)
+
+
+@pytest.fixture(scope="session")
+def tokenizer_for():
+    """tokenizer_for("llama") -> the family's tiny tokenizer (built once per session; do not mutate)."""
+    return _cached_tokenizer
+
+
+@pytest.fixture(scope="session")
+def model_for(tokenizer_for):
+    """model_for("qwen2", attn_implementation="eager") -> a fresh tiny fp32 model of that family."""
+
+    def build(family: str, **kwargs):
+        return build_tiny_model(family, tokenizer_for(family), **kwargs)
+
+    return build
+
+
+@pytest.fixture
+def write_jsonl(tmp_path):
+    """write_jsonl("name.jsonl", [records or raw lines]) -> path; str items are written verbatim."""
+
+    def write(name: str, records: list) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        return path
+
+    return write
+
+
+def chat(*turns: str, system: str | None = None) -> dict:
+    """chat("hi", "hello", ...) -> a valid chat record alternating user/assistant."""
+    messages = [{"role": "system", "content": system}] if system else []
+    roles = ("user", "assistant")
+    messages += [{"role": roles[i % 2], "content": text} for i, text in enumerate(turns)]
+    return {"messages": messages}
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """The URI of a real MLflow tracking server (SQLite backend), shared by the session's tests."""
+    from helpers.mlflow_server import running_mlflow_server
+
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """tiny_model_dir("qwen2") -> a saved tiny model folder of that family (weights, config, tokenizer), once per session."""
+    from kubetune.trainer.tiny_models import save_tiny_model
+
+    root = tmp_path_factory.mktemp("models")
+
+    @functools.cache
+    def folder(family: str = "llama") -> Path:
+        return save_tiny_model(family, root / f"tiny-{family}")
+
+    return folder

@@ -1,0 +1,49 @@
+"""kubetune.registry against a real MLflow server: dotted names, run tags, idempotent retries."""
+
+import pytest
+
+from kubetune.registry import RUN_TAG, RUN_UID_TAG, RegisteredVersion, register_model
+
+pytestmark = pytest.mark.mlflow
+
+
+def _logged_source(uri: str, tmp_path) -> tuple[str, str]:
+    """A run with an artifact folder to register, like the trainer's final export."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.create_experiment(f"/Users/ns/registry-{tmp_path.name}")
+    run = client.create_run(experiment)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    client.log_artifacts(run.info.run_id, str(tmp_path / "model"), "model")
+    return run.info.run_id, f"{run.info.artifact_uri}/model"
+
+
+def test_registers_a_tagged_version_once(mlflow_server, tmp_path):
+    from mlflow import MlflowClient
+
+    run_id, source = _logged_source(mlflow_server, tmp_path)
+    name = f"main.default.reg_{tmp_path.name.replace('-', '_')}"
+    tags = {RUN_TAG: "ns/my-run", RUN_UID_TAG: "uid-1"}
+
+    first = register_model(mlflow_server, name, source, run_id, tags)
+    retried = register_model(mlflow_server, name, source, run_id, tags)
+
+    assert first == RegisteredVersion(name, "1")
+    assert retried == first
+    versions = MlflowClient(mlflow_server).search_model_versions(f"name = '{name}'")
+    assert [v.version for v in versions] == ["1"]
+    assert versions[0].tags[RUN_TAG] == "ns/my-run"
+    assert versions[0].tags[RUN_UID_TAG] == "uid-1"
+    assert versions[0].run_id == run_id
+
+
+def test_another_run_gets_the_next_version(mlflow_server, tmp_path):
+    run_id, source = _logged_source(mlflow_server, tmp_path)
+    name = f"main.default.next_{tmp_path.name.replace('-', '_')}"
+
+    first = register_model(mlflow_server, name, source, run_id, {RUN_TAG: "ns/a", RUN_UID_TAG: "uid-a"})
+    second = register_model(mlflow_server, name, source, run_id, {RUN_TAG: "ns/b", RUN_UID_TAG: "uid-b"})
+
+    assert (first.version, second.version) == ("1", "2")
