@@ -49,21 +49,27 @@ def get_client() -> "RunsClient":
 def connect(target: Target) -> "RunsClient":
     from kubernetes import client as k8s
     from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
 
     kubeconfig = target.kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
-    if target.kubeconfig or target.context or _any_file_exists(kubeconfig):
-        api_client = config.new_client_from_config(config_file=kubeconfig, context=target.context, persist_config=False)
-        namespace = target.namespace or _context_namespace(kubeconfig, target.context)
-    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        configuration = k8s.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
-        api_client = k8s.ApiClient(configuration)
-        namespace = target.namespace or SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-    else:
-        raise errors.ClusterUnavailableError(
-            f"no kubeconfig at {kubeconfig} and not running inside a cluster: pass kubeconfig= to "
-            "kubetune.foundation_model.configure(), set KUBECONFIG, or use --kubeconfig"
-        )
+    try:
+        if target.kubeconfig or target.context or _any_file_exists(kubeconfig):
+            if not _any_file_exists(kubeconfig):
+                raise errors.KubeconfigError(f"kubeconfig {kubeconfig} does not exist")
+            api_client = config.new_client_from_config(config_file=kubeconfig, context=target.context, persist_config=False)
+            namespace = target.namespace or _context_namespace(kubeconfig, target.context)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            configuration = k8s.Configuration()
+            config.load_incluster_config(client_configuration=configuration)
+            api_client = k8s.ApiClient(configuration)
+            namespace = target.namespace or SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+        else:
+            raise errors.KubeconfigError(
+                f"no kubeconfig at {kubeconfig} and not running inside a cluster: pass kubeconfig= to "
+                "kubetune.foundation_model.configure(), set KUBECONFIG, or use --kubeconfig"
+            )
+    except ConfigException as error:
+        raise errors.KubeconfigError(f"cannot use kubeconfig {kubeconfig}: {error}") from None
     return RunsClient(k8s.CustomObjectsApi(api_client), namespace)
 
 

@@ -39,6 +39,10 @@ class AccessDeniedError(KubetuneError, PermissionError):
         super().__init__(f"not allowed to {verb} FineTuneRuns in namespace {namespace!r}: {message}")
 
 
+class KubeconfigError(KubetuneError, ValueError):
+    """No usable kubeconfig or context: a set-up problem, not a transient fault."""
+
+
 class ClusterUnavailableError(KubetuneError, ConnectionError):
     """A transient fault: the API server could not be reached or answered 5xx/429. Retrying may help."""
 
