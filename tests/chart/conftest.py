@@ -1,0 +1,64 @@
+"""Fixtures for the Helm chart's tests (helpers.helm does the work).
+
+helm        (session) the helm binary ($HELM, else .cluster/bin/helm); skips with instructions when missing
+render      (function) render(*values_files, set={...}) -> the objects `helm template` renders;
+            raises helpers.helm.HelmError carrying helm's message when rendering fails
+kubeconfig  (session) the test cluster (helpers.cluster), for the `cluster` tests
+kube_api    (session) a kubernetes ApiClient for it
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import cluster
+from helpers.helm import CHART, helm_binary, run_helm
+
+RELEASE = "kt"
+RELEASE_NAMESPACE = "kubetune-system"
+VALUES_DIR = Path(__file__).parent / "values"
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    path = helm_binary()
+    if path is None:
+        pytest.skip(
+            "helm is missing: run `make cluster-bins` (builds .cluster/bin/helm at the version pinned in "
+            "hack/versions.env) or point HELM= at a helm 3 binary"
+        )
+    return path
+
+
+@pytest.fixture
+def render(helm):
+    def _render(*values: Path, set: dict[str, str] | None = None, namespace: str = RELEASE_NAMESPACE) -> list[dict]:
+        args = ["template", RELEASE, str(CHART), "--namespace", namespace]
+        for path in values:
+            args += ["--values", str(path)]
+        for key, value in (set or {}).items():
+            args += ["--set", f"{key}={value}"]
+        return [doc for doc in yaml.safe_load_all(run_helm(helm, *args)) if doc]
+
+    return _render
+
+
+@pytest.fixture(scope="session")
+def kubeconfig():
+    path = cluster.ensure_cluster()
+    try:
+        yield path
+    finally:
+        cluster.release_cluster()
+
+
+@pytest.fixture(scope="session")
+def kube_api(kubeconfig):
+    client = cluster.api_client(kubeconfig)
+    try:
+        yield client
+    finally:
+        client.close()
