@@ -101,7 +101,7 @@ def read_jsonl_file(fs, file: str, display: str) -> Iterator[RawRecord]:
             if not line.strip():
                 continue
             try:
-                yield RawRecord(origin, json.loads(line))
+                yield RawRecord(origin, json.loads(line.rstrip()))
             except json.JSONDecodeError as err:
                 yield RawRecord(origin, error=f"invalid JSON: {err.msg} (column {err.colno})")
 
