@@ -80,6 +80,14 @@ class Defaults(_Config):
     experiment_root: str = "/Users"
 
 
+class Reconcile(_Config):
+    """How often the operator looks at its runs; tests shorten these."""
+
+    resync_interval_seconds: float = Field(10.0, gt=0, description="Each active run is reconciled at least this often.")
+    registration_backoff_seconds: float = Field(5.0, gt=0, description="First retry delay while MLflow is unavailable.")
+    registration_backoff_max_seconds: float = Field(300.0, gt=0, description="Longest retry delay (doubling backoff).")
+
+
 class OperatorConfig(_Config):
     pools: dict[str, NodePool]
     defaults: Defaults
@@ -88,6 +96,7 @@ class OperatorConfig(_Config):
     checkpoints: CheckpointStorage = Field(default_factory=CheckpointStorage)
     kueue: Kueue = Field(default_factory=Kueue)
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty: the whole cluster.")
+    reconcile: Reconcile = Field(default_factory=Reconcile)
 
     @model_validator(mode="after")
     def _defaults_name_pools(self) -> "OperatorConfig":

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "kubetune.cli.create",
     "kubetune.cli.runs",
     "kubetune.cli.events",
+    "kubetune.cli.operator",
 ]
 
 

@@ -1,0 +1,43 @@
+"""`kubetune operator`: run the FineTuneRun operator (the operator image's entrypoint)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("operator", help="run the FineTuneRun operator (kopf)")
+    parser.add_argument("--config", type=Path, default=Path("/etc/kubetune/operator.yaml"), help="operator configuration file")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=None,
+        help="watch this namespace (repeatable); default: the config's namespaces, none there = the whole cluster",
+    )
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument("--standalone", action="store_true", help="no peering: assume no other operator instance")
+    peering.add_argument("--peering", metavar="NAME", help="kopf peering object shared by the operator's replicas")
+    parser.add_argument("--liveness", metavar="URL", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kubetune.operator.config import ConfigError, OperatorConfig
+    from kubetune.operator.runner import RunOptions
+    from kubetune.operator.runner import run as run_operator
+
+    try:
+        config = OperatorConfig.load(args.config)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    options = RunOptions(
+        namespaces=args.namespace if args.namespace is not None else list(config.namespaces),
+        standalone=args.standalone,
+        peering_name=args.peering,
+        liveness_endpoint=args.liveness,
+        verbose=args.verbose,
+    )
+    run_operator(config, options)
+    return 0

@@ -1,0 +1,59 @@
+"""The trainer's configuration file (kubetune.trainer.config.TrainerConfig) and its ConfigMap."""
+
+import re
+from pathlib import Path
+
+from kubetune.api.spec import DNS_LABEL_PATTERN, FineTuneRunSpec
+from kubetune.operator import names
+from kubetune.operator.builders.common import Manifest, RunRef, metadata
+from kubetune.operator.config import OperatorConfig
+from kubetune.trainer.config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths
+
+_RUN_NAME = re.compile(DNS_LABEL_PATTERN)
+
+
+def run_checkpoint_dir(mount_path: str, run: str) -> str:
+    """Where a run's checkpoints live on the checkpoint volume (the trainer's layout)."""
+    return f"{mount_path.rstrip('/')}/{run}/checkpoints"
+
+
+def resolve_custom_weights(path: str | None, mount_path: str) -> str | None:
+    """A bare run name (no '/', no scheme) means that earlier run's latest checkpoint."""
+    if path and _RUN_NAME.match(path):
+        return f"{run_checkpoint_dir(mount_path, path)}/latest"
+    return path
+
+
+def experiment_path(spec: FineTuneRunSpec, run: RunRef, config: OperatorConfig) -> str:
+    return spec.experiment_path or f"{config.defaults.experiment_root.rstrip('/')}/{run.namespace}/{run.name}"
+
+
+def build_trainer_config(run: RunRef, spec: FineTuneRunSpec, config: OperatorConfig, attempt: int) -> TrainerConfig:
+    mount = config.checkpoints.mount_path
+    resolved = spec.model_copy(
+        update={
+            "custom_weights_path": resolve_custom_weights(spec.custom_weights_path, mount),
+            "experiment_path": experiment_path(spec, run, config),
+        }
+    )
+    return TrainerConfig(
+        run=RunIdentity(namespace=run.namespace, name=run.name, uid=run.uid),
+        spec=resolved,
+        paths=TrainerPaths(
+            checkpoint_root=Path(mount),
+            output_root=Path(mount),
+            pvc_mount_root=Path(names.DATA_MOUNT_ROOT),
+        ),
+        mlflow_tracking_uri=config.mlflow.tracking_uri,
+        progress=ProgressTarget(kind="kubernetes"),
+        attempt=attempt,
+    )
+
+
+def build_trainer_config_map(run: RunRef, trainer_config: TrainerConfig) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(run, names.trainer_config_map(run.name), names.TRAINER),
+        "data": {names.TRAINER_CONFIG_FILE: trainer_config.dump()},
+    }

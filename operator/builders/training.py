@@ -1,0 +1,190 @@
+"""The training job: a headless Service and an Indexed Job running torchrun, one pod per node."""
+
+from typing import Any
+
+from kubetune.api.spec import FineTuneRunSpec
+from kubetune.operator import names
+from kubetune.operator.builders import common
+from kubetune.operator.builders.common import Manifest, RunRef
+from kubetune.operator.config import OperatorConfig
+from kubetune.operator.placement import Placement
+
+TRAINER_CONTAINER = "trainer"
+# Fields of the pod spec that Kubetune owns; a user's podTemplate cannot change them.
+_PROTECTED_POD_FIELDS = frozenset(
+    {
+        "containers",
+        "securityContext",
+        "restartPolicy",
+        "subdomain",
+        "hostname",
+        "serviceAccountName",
+        "serviceAccount",
+        "automountServiceAccountToken",
+        "hostNetwork",
+        "hostPID",
+        "hostIPC",
+    }
+)
+_APPENDED_POD_FIELDS = ("volumes", "tolerations", "imagePullSecrets", "initContainers")
+_APPENDED_CONTAINER_FIELDS = ("env", "envFrom", "volumeMounts")
+
+
+def build_workers_service(run: RunRef) -> Manifest:
+    """Headless, publishing not-ready pods: pod 0 must resolve before any trainer is Ready."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": common.metadata(run, names.workers_service(run.name), names.TRAINER),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {names.RUN_LABEL: run.name, names.COMPONENT_LABEL: names.TRAINER},
+            "ports": [{"name": "rendezvous", "port": names.RENDEZVOUS_PORT, "targetPort": names.RENDEZVOUS_PORT}],
+        },
+    }
+
+
+def torchrun_command(run: RunRef, placement: Placement, attempt: int) -> list[str]:
+    """Static rendezvous on pod 0: node ranks are the pods' completion indexes, so ranks are stable."""
+    return [
+        "torchrun",
+        f"--nnodes={placement.nodes}",
+        f"--nproc-per-node={placement.processes_per_node}",
+        "--node-rank=$(JOB_COMPLETION_INDEX)",
+        f"--master-addr={names.rendezvous_host(run.name, attempt)}",
+        f"--master-port={names.RENDEZVOUS_PORT}",
+        "-m",
+        "kubetune.trainer",
+        "--config",
+        f"{names.TRAINER_CONFIG_DIR}/{names.TRAINER_CONFIG_FILE}",
+    ]
+
+
+def trainer_resources(placement: Placement) -> Manifest:
+    pool = placement.pool
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if pool.cpu:
+        requests["cpu"] = pool.cpu
+    if pool.memory:
+        requests["memory"] = limits["memory"] = pool.memory
+    if placement.gpus_per_node:
+        requests[pool.gpu_resource] = limits[pool.gpu_resource] = str(placement.gpus_per_node)
+    return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
+
+
+def _trainer_container(run: RunRef, spec: FineTuneRunSpec, config: OperatorConfig, placement: Placement, attempt: int):
+    claims = common.data_claims(spec.train_data_path, spec.eval_data_path)
+    data_volumes, data_mounts = common.data_volumes(claims)
+    container = {
+        "name": TRAINER_CONTAINER,
+        "image": config.images.trainer,
+        "imagePullPolicy": config.images.pull_policy,
+        "command": torchrun_command(run, placement, attempt),
+        "env": common.scratch_env(),
+        "envFrom": common.secret_env_from(config),
+        "ports": [{"name": "rendezvous", "containerPort": names.RENDEZVOUS_PORT}],
+        "resources": trainer_resources(placement),
+        "securityContext": common.container_security_context(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": "trainer-config", "mountPath": names.TRAINER_CONFIG_DIR, "readOnly": True},
+            {"name": "checkpoints", "mountPath": config.checkpoints.mount_path},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            {"name": "tmp", "mountPath": "/tmp"},
+            *data_mounts,
+        ],
+    }
+    volumes = [
+        {"name": "trainer-config", "configMap": {"name": names.trainer_config_map(run.name)}},
+        {"name": "checkpoints", "persistentVolumeClaim": {"claimName": config.checkpoints.claim_name}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": placement.pool.shared_memory}},
+        {"name": "tmp", "emptyDir": {}},
+        *data_volumes,
+    ]
+    return container, volumes
+
+
+def build_training_pod_template(
+    run: RunRef, spec: FineTuneRunSpec, config: OperatorConfig, placement: Placement, attempt: int
+) -> Manifest:
+    container, volumes = _trainer_container(run, spec, config, placement, attempt)
+    pod_spec: Manifest = {
+        "restartPolicy": "Never",
+        "subdomain": names.workers_service(run.name),
+        "serviceAccountName": names.trainer_service_account(run.name),
+        "automountServiceAccountToken": True,  # the trainer patches its run's status.report
+        "securityContext": common.pod_security_context(),
+        "containers": [container],
+        "volumes": volumes,
+        **common.placement_fields(placement.pool.node_selector, placement.pool.tolerations),
+    }
+    if config.images.pull_secrets:
+        pod_spec["imagePullSecrets"] = common.image_pull_secrets(config)
+    template = {"metadata": {"labels": names.labels(run.name, names.TRAINER, attempt)}, "spec": pod_spec}
+    override = spec.compute.pod_template if spec.compute else None
+    return merge_pod_template(template, override) if override else template
+
+
+def merge_pod_template(template: Manifest, override: dict[str, Any]) -> Manifest:
+    """Merge an expert's partial pod template: additions only, Kubetune's security and placement stay."""
+    merged = {"metadata": dict(template["metadata"]), "spec": dict(template["spec"])}
+    meta = override.get("metadata") or {}
+    for key in ("labels", "annotations"):
+        if meta.get(key):
+            merged["metadata"][key] = {**meta[key], **template["metadata"].get(key, {})}
+    for key, value in (override.get("spec") or {}).items():
+        if key in _APPENDED_POD_FIELDS:
+            merged["spec"][key] = [*template["spec"].get(key, []), *value]
+        elif key == "containers":
+            merged["spec"]["containers"] = [_merge_container(c, value) for c in template["spec"]["containers"]]
+        elif key not in _PROTECTED_POD_FIELDS and key not in template["spec"]:
+            merged["spec"][key] = value
+    return merged
+
+
+def _merge_container(ours: Manifest, overrides: list[Manifest]) -> Manifest:
+    theirs = next((c for c in overrides if c.get("name") == ours["name"]), {})
+    merged = dict(ours)
+    for key in _APPENDED_CONTAINER_FIELDS:
+        if theirs.get(key):
+            merged[key] = [*ours.get(key, []), *theirs[key]]
+    return merged
+
+
+def queue_name(run_labels: dict[str, str], config: OperatorConfig) -> str | None:
+    """The run's own Kueue label wins over the configured default queue."""
+    return run_labels.get(names.KUEUE_QUEUE_LABEL) or config.kueue.queue_name
+
+
+def build_training_job(
+    run: RunRef,
+    spec: FineTuneRunSpec,
+    config: OperatorConfig,
+    placement: Placement,
+    attempt: int,
+    queue: str | None = None,
+) -> Manifest:
+    """backoffLimit 0 and a failing podFailurePolicy: any failure fails the Job and the operator owns retries."""
+    extra = {names.KUEUE_QUEUE_LABEL: queue} if queue else {}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": common.metadata(run, names.training_job(run.name, attempt), names.TRAINER, attempt, **extra),
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": placement.nodes,
+            "parallelism": placement.nodes,
+            "backoffLimit": 0,
+            "podFailurePolicy": {
+                "rules": [
+                    {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                    {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [0]}},
+                ]
+            },
+            # Kueue admits a suspended Job by unsuspending it once the queue has room.
+            "suspend": bool(queue),
+            "template": build_training_pod_template(run, spec, config, placement, attempt),
+        },
+    }

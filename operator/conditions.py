@@ -1,0 +1,117 @@
+"""Status conditions: types, reasons as named constants, and a pure set_condition.
+
+Each change of a condition (status, reason or message) is a transition: the
+reconciler emits a Kubernetes Event with the condition's reason after the status
+write that recorded it succeeded.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from kubetune.api.status import Condition, ConditionStatus
+
+# Condition types.
+SPEC_VALID = "SpecValid"
+INPUTS_VALIDATED = "InputsValidated"
+SCHEDULED = "Scheduled"
+TRAINING_SUCCEEDED = "TrainingSucceeded"
+MODEL_REGISTERED = "ModelRegistered"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+CANCELLED = "Cancelled"
+
+# Reasons.
+SPEC_ACCEPTED = "SpecAccepted"
+INVALID_SPEC = "InvalidSpec"
+VALIDATION_RUNNING = "ValidationRunning"
+VALIDATION_PASSED = "ValidationPassed"
+VALIDATION_FAILED = "ValidationFailed"
+JOB_CREATED = "JobCreated"
+WAITING_FOR_QUEUE = "WaitingForQueue"
+UNSCHEDULABLE = "Unschedulable"
+PODS_PENDING = "PodsPending"
+PODS_RUNNING = "PodsRunning"
+TRAINING_RUNNING = "TrainingRunning"
+TRAINING_COMPLETE = "TrainingComplete"
+RESTARTING = "RestartingFromCheckpoint"
+RETRY_BUDGET_EXHAUSTED = "RetryBudgetExhausted"
+REGISTRATION_PENDING = "RegistrationPending"
+REGISTRY_UNAVAILABLE = "RegistryUnavailable"
+EXPORT_MISSING = "ExportMissing"
+REGISTRATION_FAILED = "RegistrationFailed"
+MODEL_REGISTERED_REASON = "ModelRegistered"
+RUN_SUCCEEDED = "RunSucceeded"
+CANCELLED_BY_USER = "CancelledByUser"
+CHILD_REJECTED = "ChildRejected"
+
+# Reasons that make a Warning Event rather than a Normal one.
+WARNING_REASONS = frozenset(
+    {
+        INVALID_SPEC,
+        VALIDATION_FAILED,
+        UNSCHEDULABLE,
+        RESTARTING,
+        RETRY_BUDGET_EXHAUSTED,
+        REGISTRY_UNAVAILABLE,
+        EXPORT_MISSING,
+        REGISTRATION_FAILED,
+        CHILD_REJECTED,
+    }
+)
+
+
+def find(conditions: list[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def is_true(conditions: list[Condition], type_: str) -> bool:
+    found = find(conditions, type_)
+    return found is not None and found.status == ConditionStatus.TRUE
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: bool | ConditionStatus,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int | None = None,
+) -> list[Condition]:
+    """A new list with the condition set; lastTransitionTime moves only when the status flips."""
+    if isinstance(status, bool):
+        status = ConditionStatus.TRUE if status else ConditionStatus.FALSE
+    old = find(conditions, type_)
+    since = old.last_transition_time if old is not None and ConditionStatus(old.status) == status else now
+    new = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+    if old is None:
+        return [*conditions, new]
+    return [new if c.type == type_ else c for c in conditions]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One Kubernetes Event to emit: a condition that changed."""
+
+    type: str  # "Normal" or "Warning"
+    reason: str
+    message: str
+
+
+def transitions(before: list[Condition], after: list[Condition]) -> list[Transition]:
+    """The conditions whose status, reason or message changed, as Events, in condition order."""
+    result = []
+    for new in after:
+        old = find(before, new.type)
+        if old is not None and (old.status, old.reason, old.message) == (new.status, new.reason, new.message):
+            continue
+        kind = "Warning" if new.reason in WARNING_REASONS else "Normal"
+        result.append(Transition(kind, new.reason, new.message))
+    return result

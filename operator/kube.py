@@ -1,0 +1,157 @@
+"""The operator's only door to the API server: read the run and its children, ensure children, write status.
+
+Every API fault is sorted here: conflicts, throttling and server errors become
+kopf.TemporaryError (retry); a child the API server rejects (a bad pod template
+override) becomes ChildRejected, which fails the run.
+"""
+
+import json
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+import kopf
+from kubernetes import client
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune.operator import names
+from kubetune.operator.conditions import Transition
+
+COMPONENT = "kubetune-operator"
+log = logging.getLogger(__name__)
+
+
+class ChildRejected(Exception):
+    """The API server refused a child object (400/422): the run's spec cannot produce a valid object."""
+
+
+def _temporary(error: ApiException, doing: str) -> kopf.TemporaryError:
+    return kopf.TemporaryError(f"{doing}: HTTP {error.status} {error.reason}", delay=2)
+
+
+def read_run(api: ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise _temporary(error, f"reading FineTuneRun {namespace}/{name}") from error
+
+
+def _plain(api: ApiClient, items: list[Any]) -> list[dict[str, Any]]:
+    return [api.sanitize_for_serialization(item) for item in items]
+
+
+def list_jobs(api: ApiClient, namespace: str, run: str) -> list[dict[str, Any]]:
+    try:
+        jobs = client.BatchV1Api(api).list_namespaced_job(namespace, label_selector=names.run_selector(run)).items
+    except ApiException as error:
+        raise _temporary(error, f"listing Jobs of {run}") from error
+    return _plain(api, jobs)
+
+
+def list_pods(api: ApiClient, namespace: str, run: str) -> list[dict[str, Any]]:
+    try:
+        pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=names.run_selector(run)).items
+    except ApiException as error:
+        raise _temporary(error, f"listing pods of {run}") from error
+    return _plain(api, pods)
+
+
+def _create_function(api: ApiClient, kind: str):
+    core, batch, rbac = client.CoreV1Api(api), client.BatchV1Api(api), client.RbacAuthorizationV1Api(api)
+    return {
+        "ServiceAccount": core.create_namespaced_service_account,
+        "ConfigMap": core.create_namespaced_config_map,
+        "Service": core.create_namespaced_service,
+        "PersistentVolumeClaim": core.create_namespaced_persistent_volume_claim,
+        "Job": batch.create_namespaced_job,
+        "Role": rbac.create_namespaced_role,
+        "RoleBinding": rbac.create_namespaced_role_binding,
+    }[kind]
+
+
+def ensure(api: ApiClient, manifest: dict[str, Any]) -> None:
+    """Create the object unless it exists; a ConfigMap that exists gets the desired data (the attempt changes it)."""
+    kind, namespace, name = manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    try:
+        _create_function(api, kind)(namespace, manifest)
+    except ApiException as error:
+        if error.status == 409:
+            if kind == "ConfigMap":
+                _update_config_map(api, manifest)
+            return
+        if error.status in (400, 422):
+            raise ChildRejected(f"the API server rejected {kind} {name}: {_api_message(error)}") from error
+        raise _temporary(error, f"creating {kind} {namespace}/{name}") from error
+
+
+def _update_config_map(api: ApiClient, manifest: dict[str, Any]) -> None:
+    core = client.CoreV1Api(api)
+    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    try:
+        current = core.read_namespaced_config_map(name, namespace)
+        if (current.data or {}) != manifest["data"]:
+            core.patch_namespaced_config_map(name, namespace, {"data": manifest["data"]})
+    except ApiException as error:
+        raise _temporary(error, f"updating ConfigMap {namespace}/{name}") from error
+
+
+def delete_job(api: ApiClient, namespace: str, name: str) -> None:
+    """Deleting the Job stops its pods; the garbage collector removes them in the background."""
+    try:
+        client.BatchV1Api(api).delete_namespaced_job(name, namespace, propagation_policy="Background")
+    except ApiException as error:
+        if error.status != 404:
+            raise _temporary(error, f"deleting Job {namespace}/{name}") from error
+
+
+def write_status(api: ApiClient, run: dict[str, Any], status: dict[str, Any]) -> None:
+    """A merge patch of status, guarded by the resourceVersion we decided on: a stale decision is a conflict."""
+    meta = run["metadata"]
+    body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
+    try:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], body
+        )
+    except ApiException as error:
+        raise _temporary(error, f"writing the status of {meta['namespace']}/{meta['name']}") from error
+
+
+def emit_event(api: ApiClient, run: dict[str, Any], transition: Transition, now: datetime) -> None:
+    """A core/v1 Event on the run; best effort, like every controller's event recorder."""
+    meta = run["metadata"]
+    stamp = now.isoformat().replace("+00:00", "Z")
+    event = {
+        "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": run["apiVersion"],
+            "kind": run["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+        },
+        "type": transition.type,
+        "reason": transition.reason,
+        "message": transition.message[:1024],
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": COMPONENT,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+    try:
+        client.CoreV1Api(api).create_namespaced_event(meta["namespace"], event)
+    except ApiException as error:  # the status already holds the transition; an Event lost is a log line lost
+        log.warning("could not post Event %s on %s/%s: HTTP %s", transition.reason, meta["namespace"], meta["name"], error.status)
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        return json.loads(error.body).get("message", error.reason)
+    except (TypeError, ValueError):
+        return str(error.reason)

@@ -1,0 +1,63 @@
+"""Deterministic names and labels of a run's children: the same run always maps to the same objects.
+
+Every reconcile derives these from the run's name (and the attempt number kept in
+status.restarts), so an operator restart finds what it created before instead of
+creating it twice.
+"""
+
+RUN_LABEL = "kubetune.io/run"
+COMPONENT_LABEL = "kubetune.io/component"
+ATTEMPT_LABEL = "kubetune.io/attempt"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kubetune-operator"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+TRAINER = "trainer"
+VALIDATOR = "validator"
+
+RENDEZVOUS_PORT = 29400
+TRAINER_CONFIG_DIR = "/etc/kubetune"
+TRAINER_CONFIG_FILE = "trainer.yaml"
+DATA_MOUNT_ROOT = "/mnt/data"
+
+
+def validation_job(run: str) -> str:
+    return f"{run}-validate"
+
+
+def training_job(run: str, attempt: int) -> str:
+    """Attempt 0 is the first; a restart after a failure is attempt 1, and so on."""
+    return f"{run}-train-{attempt}"
+
+
+def workers_service(run: str) -> str:
+    return f"{run}-workers"
+
+
+def trainer_config_map(run: str) -> str:
+    return f"{run}-trainer-config"
+
+
+def trainer_service_account(run: str) -> str:
+    return f"{run}-trainer"
+
+
+def trainer_role(run: str) -> str:
+    return f"{run}-trainer"
+
+
+def rendezvous_host(run: str, attempt: int) -> str:
+    """Pod 0 of the Indexed Job, addressable through the headless Service (hostname.subdomain)."""
+    return f"{training_job(run, attempt)}-0.{workers_service(run)}"
+
+
+def labels(run: str, component: str, attempt: int | None = None) -> dict[str, str]:
+    result = {RUN_LABEL: run, COMPONENT_LABEL: component, MANAGED_BY_LABEL: MANAGED_BY}
+    if attempt is not None:
+        result[ATTEMPT_LABEL] = str(attempt)
+    return result
+
+
+def run_selector(run: str) -> str:
+    return f"{RUN_LABEL}={run}"

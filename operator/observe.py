@@ -1,0 +1,76 @@
+"""What the cluster says about a run's Jobs: raw Job and Pod dicts in, a small typed summary out."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    phase: str
+    node: str | None = None
+    unschedulable: str | None = None  # the scheduler's message while it cannot place the pod
+    terminated_message: str | None = None  # the container's termination message (or its last log lines)
+
+
+@dataclass(frozen=True)
+class JobView:
+    name: str
+    suspended: bool = False
+    complete: bool = False
+    failed: bool = False
+    failure_reason: str | None = None
+    failure_message: str | None = None
+    pods: list[PodView] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.complete or self.failed
+
+    def running_pods(self) -> list[PodView]:
+        return [p for p in self.pods if p.phase == "Running"]
+
+    def unschedulable_pods(self) -> list[PodView]:
+        return [p for p in self.pods if p.unschedulable is not None]
+
+    def first_failure_message(self) -> str | None:
+        return next((p.terminated_message for p in self.pods if p.phase == "Failed" and p.terminated_message), None)
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == type_ and condition.get("status") == "True":
+            return condition
+    return None
+
+
+def pod_view(pod: dict[str, Any]) -> PodView:
+    status = pod.get("status") or {}
+    scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+    unschedulable = None
+    if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        unschedulable = scheduled.get("message") or "Unschedulable"
+    messages = [
+        ((cs.get("state") or {}).get("terminated") or {}).get("message")
+        for cs in status.get("containerStatuses") or []
+    ]
+    return PodView(
+        name=pod["metadata"]["name"],
+        phase=status.get("phase", "Pending"),
+        node=(pod.get("spec") or {}).get("nodeName"),
+        unschedulable=unschedulable,
+        terminated_message=next((m.strip() for m in messages if m and m.strip()), None),
+    )
+
+
+def job_view(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobView:
+    failed = _condition(job, "Failed")
+    return JobView(
+        name=job["metadata"]["name"],
+        suspended=bool((job.get("spec") or {}).get("suspend")),
+        complete=_condition(job, "Complete") is not None,
+        failed=failed is not None,
+        failure_reason=(failed or {}).get("reason"),
+        failure_message=(failed or {}).get("message"),
+        pods=sorted((pod_view(p) for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")), key=lambda p: p.name),
+    )

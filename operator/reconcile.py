@@ -1,0 +1,270 @@
+"""The reconciler's brain: (run, observed children, config, now) -> Plan. Pure; the handlers do the I/O.
+
+One step per call, level-based: every decision is made again from what the
+cluster holds (the run's status and its Jobs), so a restarted operator continues
+where the last one stopped. Phases:
+
+    Pending -> [Validating] -> Queued -> Running -> Registering -> Succeeded
+    any non-terminal phase -> Failed | Cancelled
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kubetune.api.errors import SpecError
+from kubetune.api.progress import TrainerReport
+from kubetune.api.spec import FineTuneRunSpec
+from kubetune.api.status import FineTuneRunStatus, Phase, RegisteredModel
+from kubetune.operator import conditions as c
+from kubetune.registry import RUN_TAG, RUN_UID_TAG
+from kubetune.operator import names
+from kubetune.operator.builders.access import build_role, build_role_binding, build_service_account
+from kubetune.operator.builders.common import Manifest, RunRef
+from kubetune.operator.builders.storage import build_checkpoint_claim
+from kubetune.operator.builders.trainer_config import build_trainer_config, build_trainer_config_map, run_checkpoint_dir
+from kubetune.operator.builders.training import build_training_job, build_workers_service, queue_name
+from kubetune.operator.builders.validation import build_validation_job
+from kubetune.operator.config import OperatorConfig
+from kubetune.operator.observe import JobView
+from kubetune.operator.placement import Placement, resolve_placement
+from kubetune.operator.progress import add_event, fold_report, has_event
+
+
+@dataclass(frozen=True)
+class RunView:
+    """The FineTuneRun as read from the API server."""
+
+    ref: RunRef
+    generation: int
+    spec: dict[str, Any]
+    status: FineTuneRunStatus  # without `report`
+    report: TrainerReport | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observed:
+    validation: JobView | None = None
+    training: JobView | None = None  # the Job of the current attempt (status.restarts)
+    job_names: list[str] = field(default_factory=list)  # every Job of the run
+
+
+@dataclass(frozen=True)
+class RegistrationRequest:
+    tracking_uri: str
+    name: str
+    source: str
+    run_id: str | None
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: FineTuneRunStatus
+    create: list[Manifest] = field(default_factory=list)  # ensured in order; existing objects are kept
+    delete_jobs: list[str] = field(default_factory=list)
+    register: RegistrationRequest | None = None
+
+
+def decide(run: RunView, observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
+    status = run.status
+    if status.phase is not None and Phase(status.phase).is_terminal:
+        return Plan(status)
+    status = status.model_copy(update={"observed_generation": run.generation})
+    if status.phase is None:
+        status = _enter(status, Phase.PENDING, "run accepted")
+        status = status.model_copy(update={"events": add_event(status.events, "CREATED", "run created", now)})
+    try:
+        spec = FineTuneRunSpec.parse(run.spec)
+        placement = resolve_placement(spec.compute, config)
+    except SpecError as error:
+        return Plan(fail(status, c.INVALID_SPEC, str(error), now))
+    status = _set(status, c.SPEC_VALID, True, c.SPEC_ACCEPTED, _shape(placement), now)
+    if spec.suspend:
+        return Plan(_cancel(status, config, run.ref, now), delete_jobs=list(observed.job_names))
+    if run.report is not None:
+        status = fold_report(status, run.report, now)
+    if spec.validate_inputs and not c.is_true(status.conditions, c.INPUTS_VALIDATED):
+        plan = _validation_step(run, spec, observed.validation, config, status, now)
+        if plan is not None:
+            return plan
+        status = _validated(status, now)
+    return _training_step(run, spec, placement, observed.training, config, status, now)
+
+
+def _validation_step(run, spec, job: JobView | None, config, status, now) -> Plan | None:
+    """A Plan while validation is running or has failed; None once it passed."""
+    if job is None:
+        status = _set(status, c.INPUTS_VALIDATED, False, c.VALIDATION_RUNNING, "validating the input data", now)
+        status = _enter(status, Phase.VALIDATING, "validating the input data")
+        return Plan(status, create=[build_validation_job(run.ref, spec, config)])
+    if job.failed:
+        reason = job.first_failure_message() or job.failure_message or "the validation pod failed"
+        return Plan(fail(status, c.VALIDATION_FAILED, f"input data is invalid: {reason}", now))
+    if job.complete:
+        return None
+    waiting = job.unschedulable_pods()
+    message = f"validation pod cannot be scheduled: {waiting[0].unschedulable}" if waiting else "validating the input data"
+    return Plan(_enter(status, Phase.VALIDATING, message))
+
+
+def _validated(status: FineTuneRunStatus, now: datetime) -> FineTuneRunStatus:
+    status = _set(status, c.INPUTS_VALIDATED, True, c.VALIDATION_PASSED, "every input path is readable and valid", now)
+    if not has_event(status.events, "DATA_VALIDATED"):
+        status = status.model_copy(
+            update={"events": add_event(status.events, "DATA_VALIDATED", "input data validated", now)}
+        )
+    return status
+
+
+def training_children(run: RunView, spec: FineTuneRunSpec, placement: Placement, config: OperatorConfig, attempt: int):
+    """Everything the training pods need, dependencies first; the Job comes last."""
+    trainer_config = build_trainer_config(run.ref, spec, config, attempt)
+    children = [
+        build_service_account(run.ref),
+        build_role(run.ref),
+        build_role_binding(run.ref),
+        build_trainer_config_map(run.ref, trainer_config),
+        build_workers_service(run.ref),
+    ]
+    if config.checkpoints.create_claim:
+        children.append(build_checkpoint_claim(run.ref.namespace, config))
+    queue = queue_name(run.labels, config)
+    children.append(build_training_job(run.ref, spec, config, placement, attempt, queue))
+    return children
+
+
+def _training_step(run, spec, placement: Placement, job: JobView | None, config, status, now) -> Plan:
+    attempt = status.restarts
+    job_name = names.training_job(run.ref.name, attempt)
+    if job is None:
+        message = f"created Job {job_name}: {_shape(placement)}"
+        status = _set(status, c.SCHEDULED, False, c.JOB_CREATED, message, now)
+        return Plan(_enter(status, Phase.QUEUED, message), create=training_children(run, spec, placement, config, attempt))
+    if job.complete:
+        return _registration_step(run, spec, config, _trained(status, now), now)
+    if job.failed:
+        return Plan(_after_failure(status, job, config, run.ref.name, now))
+    if job.suspended:
+        message = f"Job {job_name} waits for Kueue to admit it (queue {queue_name(run.labels, config)})"
+        status = _set(status, c.SCHEDULED, False, c.WAITING_FOR_QUEUE, message, now)
+        return Plan(_enter(status, Phase.QUEUED, message))
+    waiting = job.unschedulable_pods()
+    if waiting:
+        message = (
+            f"{len(waiting)} of {placement.nodes} training pods cannot be scheduled on pool "
+            f"{placement.pool_name!r} ({_shape(placement)}): {waiting[0].unschedulable}"
+        )
+        status = _set(status, c.SCHEDULED, False, c.UNSCHEDULABLE, message, now)
+        return Plan(_enter(status, Phase.QUEUED, message))
+    started = [p for p in job.pods if p.node and p.phase in ("Running", "Succeeded")]
+    if len(started) >= placement.nodes:
+        return Plan(_running(status, job_name, placement, now))
+    return Plan(status)
+
+
+def _running(status: FineTuneRunStatus, job_name: str, placement: Placement, now: datetime) -> FineTuneRunStatus:
+    message = f"training: Job {job_name}, {_shape(placement)}"
+    status = _set(status, c.SCHEDULED, True, c.PODS_RUNNING, f"all {placement.nodes} training pods are running", now)
+    status = _enter(status, Phase.RUNNING, message)
+    update: dict[str, Any] = {}
+    if status.start_time is None:
+        update["start_time"] = now
+    if not has_event(status.events, "STARTED"):
+        update["events"] = add_event(status.events, "STARTED", message, now)
+    return status.model_copy(update=update)
+
+
+def _trained(status: FineTuneRunStatus, now: datetime) -> FineTuneRunStatus:
+    status = _set(status, c.TRAINING_SUCCEEDED, True, c.TRAINING_COMPLETE, "training finished", now)
+    if not has_event(status.events, "TRAIN_FINISHED"):
+        status = status.model_copy(update={"events": add_event(status.events, "TRAIN_FINISHED", "training finished", now)})
+    return status
+
+
+def _after_failure(status, job: JobView, config: OperatorConfig, run_name: str, now: datetime) -> FineTuneRunStatus:
+    """Resume from the latest checkpoint as the next attempt, within the retry budget."""
+    attempt = status.restarts
+    cause = job.first_failure_message() or job.failure_message or job.failure_reason or "a training pod failed"
+    if attempt >= config.defaults.max_restarts:
+        return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"training failed after {attempt + 1} attempts: {cause}", now)
+    next_job = names.training_job(run_name, attempt + 1)
+    message = (
+        f"attempt {attempt} (Job {job.name}) failed: {cause}; resuming from the latest checkpoint as attempt "
+        f"{attempt + 1} (Job {next_job})"
+    )
+    status = status.model_copy(update={"restarts": attempt + 1})
+    status = _set(status, c.TRAINING_SUCCEEDED, False, c.RESTARTING, message, now)
+    status = _set(status, c.SCHEDULED, False, c.RESTARTING, message, now)
+    return _enter(status, Phase.QUEUED, message)
+
+
+def _registration_step(run, spec: FineTuneRunSpec, config: OperatorConfig, status, now) -> Plan:
+    report = run.report
+    if report is None or not report.export_uri:
+        return Plan(fail(status, c.EXPORT_MISSING, "training finished but the trainer reported no exportUri", now))
+    name = spec.registered_model_name(run.ref.name)
+    message = f"registering {name} from {report.export_uri}"
+    if not c.find(status.conditions, c.MODEL_REGISTERED):
+        status = _set(status, c.MODEL_REGISTERED, False, c.REGISTRATION_PENDING, message, now)
+    status = _enter(status, Phase.REGISTERING, message)
+    request = RegistrationRequest(
+        tracking_uri=config.mlflow.registry_uri or config.mlflow.tracking_uri,
+        name=name,
+        source=report.export_uri,
+        run_id=report.mlflow_run_id,
+        tags={RUN_TAG: f"{run.ref.namespace}/{run.ref.name}", RUN_UID_TAG: run.ref.uid},
+    )
+    return Plan(status, register=request)
+
+
+def registered(status: FineTuneRunStatus, name: str, version: str, now: datetime) -> FineTuneRunStatus:
+    message = f"registered {name} version {version}"
+    status = _set(status, c.MODEL_REGISTERED, True, c.MODEL_REGISTERED_REASON, message, now)
+    status = _set(status, c.SUCCEEDED, True, c.RUN_SUCCEEDED, message, now)
+    status = _enter(status, Phase.SUCCEEDED, message)
+    return status.model_copy(
+        update={
+            "registered_model": RegisteredModel(name=name, version=version),
+            "completion_time": now,
+            "events": add_event(status.events, "COMPLETED", message, now),
+        }
+    )
+
+
+def registry_unavailable(status: FineTuneRunStatus, tracking_uri: str, now: datetime) -> FineTuneRunStatus:
+    """The message stays the same across retries, so a retry that fails again writes nothing."""
+    message = f"MLflow at {tracking_uri} is unavailable; retrying with backoff"
+    return _set(status, c.MODEL_REGISTERED, False, c.REGISTRY_UNAVAILABLE, message, now)
+
+
+def fail(status: FineTuneRunStatus, reason: str, message: str, now: datetime) -> FineTuneRunStatus:
+    status = _set(status, c.FAILED, True, reason, message, now)
+    status = _enter(status, Phase.FAILED, message)
+    return status.model_copy(
+        update={"completion_time": now, "events": add_event(status.events, "FAILED", message, now)}
+    )
+
+
+def _cancel(status: FineTuneRunStatus, config: OperatorConfig, run: RunRef, now: datetime) -> FineTuneRunStatus:
+    kept = run_checkpoint_dir(config.checkpoints.mount_path, run.name)
+    message = f"cancelled (spec.suspend); checkpoints kept in claim {config.checkpoints.claim_name} at {kept}"
+    status = _set(status, c.CANCELLED, True, c.CANCELLED_BY_USER, message, now)
+    status = _enter(status, Phase.CANCELLED, message)
+    return status.model_copy(
+        update={"completion_time": now, "events": add_event(status.events, "CANCELED", message, now)}
+    )
+
+
+def _set(status: FineTuneRunStatus, type_: str, value: bool, reason: str, message: str, now: datetime):
+    updated = c.set_condition(status.conditions, type_, value, reason, message, now, status.observed_generation)
+    return status.model_copy(update={"conditions": updated})
+
+
+def _enter(status: FineTuneRunStatus, phase: Phase, message: str) -> FineTuneRunStatus:
+    return status.model_copy(update={"phase": phase.value, "message": message})
+
+
+def _shape(placement: Placement) -> str:
+    return f"{placement.nodes} node(s) x {placement.gpus_per_node} GPU(s) on pool {placement.pool_name!r}"
