@@ -1,0 +1,186 @@
+import pytest
+
+from helpers.operator_factories import REF, make_config, make_spec
+from kubetune.api.spec import FineTuneRunSpec
+from kubetune.operator.builders.access import build_role, build_role_binding, build_service_account
+from kubetune.operator.builders.storage import build_checkpoint_claim
+from kubetune.operator.builders.trainer_config import build_trainer_config, build_trainer_config_map, resolve_custom_weights
+from kubetune.operator.builders.training import build_training_job, build_workers_service, merge_pod_template, queue_name
+from kubetune.operator.builders.validation import build_validation_job
+from kubetune.operator.placement import resolve_placement
+from kubetune.trainer.config import TrainerConfig
+
+CONFIG = make_config()
+
+
+def training_job(attempt=0, queue=None, **spec_overrides):
+    spec = FineTuneRunSpec.parse(make_spec(**spec_overrides))
+    return build_training_job(REF, spec, CONFIG, resolve_placement(spec.compute, CONFIG), attempt, queue)
+
+
+def trainer_container(job):
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+class TestTrainingJob:
+    def test_indexed_job_one_pod_per_node_and_operator_owned_retries(self):
+        spec = training_job()["spec"]
+        assert (spec["completionMode"], spec["completions"], spec["parallelism"], spec["backoffLimit"]) == ("Indexed", 2, 2, 0)
+        actions = {r["action"] for r in spec["podFailurePolicy"]["rules"]}
+        assert actions == {"FailJob"}
+        assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+    @pytest.mark.parametrize("attempt", [0, 3])
+    def test_deterministic_name_and_torchrun_rendezvous_on_pod_zero(self, attempt):
+        job = training_job(attempt)
+        assert job["metadata"]["name"] == f"chat-train-{attempt}"
+        pod = job["spec"]["template"]["spec"]
+        assert pod["subdomain"] == "chat-workers"
+        command = trainer_container(job)["command"]
+        assert command[:5] == [
+            "torchrun",
+            "--nnodes=2",
+            "--nproc-per-node=8",
+            "--node-rank=$(JOB_COMPLETION_INDEX)",
+            f"--master-addr=chat-train-{attempt}-0.chat-workers",
+        ]
+        assert command[-3:] == ["kubetune.trainer", "--config", "/etc/kubetune/trainer.yaml"]
+
+    def test_pool_placement_and_gpu_requests(self):
+        job = training_job()
+        pod = job["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"kubetune.io/pool": "h100"}
+        assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        resources = trainer_container(job)["resources"]
+        assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "8"
+        assert resources["requests"]["cpu"] == "90"
+
+    def test_restricted_security_and_token_only_in_training_pods(self):
+        job = training_job()
+        pod = job["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 1000
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        security = trainer_container(job)["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert security["readOnlyRootFilesystem"] is True
+        assert pod["serviceAccountName"] == "chat-trainer" and pod["automountServiceAccountToken"] is True
+
+    def test_volumes_shared_memory_checkpoints_config_and_pvc_data(self):
+        job = training_job(trainDataPath="pvc://datasets/chat/train.jsonl", evalDataPath="pvc://datasets/chat/eval.jsonl")
+        volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Gi"}
+        assert volumes["checkpoints"]["persistentVolumeClaim"] == {"claimName": "kubetune-checkpoints"}
+        assert volumes["trainer-config"]["configMap"] == {"name": "chat-trainer-config"}
+        assert volumes["data-0"]["persistentVolumeClaim"] == {"claimName": "datasets", "readOnly": True}
+        mounts = {m["name"]: m for m in trainer_container(job)["volumeMounts"]}
+        assert mounts["data-0"] == {"name": "data-0", "mountPath": "/mnt/data/datasets", "readOnly": True}
+        assert mounts["checkpoints"]["mountPath"] == "/checkpoints"
+
+    def test_secrets_only_by_reference(self):
+        assert trainer_container(training_job())["envFrom"] == [{"secretRef": {"name": "mlflow-credentials"}}]
+
+    @pytest.mark.parametrize("queue, suspended", [(None, False), ("team-queue", True)])
+    def test_kueue_label_and_suspension(self, queue, suspended):
+        job = training_job(queue=queue)
+        assert job["spec"]["suspend"] is suspended
+        assert job["metadata"]["labels"].get("kueue.x-k8s.io/queue-name") == queue
+
+    def test_owned_by_the_run(self):
+        [owner] = training_job()["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("FineTuneRun", "chat", "uid-1", True)
+
+
+@pytest.mark.parametrize(
+    "labels, configured, expected",
+    [({}, None, None), ({}, "default-q", "default-q"), ({"kueue.x-k8s.io/queue-name": "mine"}, "default-q", "mine")],
+)
+def test_queue_name_prefers_the_runs_label(labels, configured, expected):
+    assert queue_name(labels, make_config(kueue={"queueName": configured})) == expected
+
+
+def test_pod_template_override_adds_but_cannot_weaken_security():
+    base = training_job()["spec"]["template"]
+    override = {
+        "metadata": {"annotations": {"team": "nlp"}},
+        "spec": {
+            "priorityClassName": "high",
+            "securityContext": {"runAsUser": 0},
+            "volumes": [{"name": "extra", "emptyDir": {}}],
+            "containers": [{"name": "trainer", "env": [{"name": "NCCL_DEBUG", "value": "INFO"}]}],
+        },
+    }
+    merged = merge_pod_template(base, override)
+    assert merged["metadata"]["annotations"] == {"team": "nlp"}
+    assert merged["spec"]["priorityClassName"] == "high"
+    assert merged["spec"]["securityContext"]["runAsUser"] == 1000
+    assert merged["spec"]["volumes"][-1]["name"] == "extra"
+    assert {"name": "NCCL_DEBUG", "value": "INFO"} in merged["spec"]["containers"][0]["env"]
+
+
+def test_workers_service_is_headless_and_publishes_not_ready_pods():
+    spec = build_workers_service(REF)["spec"]
+    assert spec["clusterIP"] == "None" and spec["publishNotReadyAddresses"] is True
+    assert spec["selector"] == {"kubetune.io/run": "chat", "kubetune.io/component": "trainer"}
+
+
+def test_trainer_role_allows_only_its_own_status():
+    [rule] = build_role(REF)["rules"]
+    assert rule == {
+        "apiGroups": ["kubetune.io"],
+        "resources": ["finetuneruns/status"],
+        "resourceNames": ["chat"],
+        "verbs": ["get", "patch"],
+    }
+    binding = build_role_binding(REF)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "chat-trainer", "namespace": "team-a"}]
+    assert build_service_account(REF)["automountServiceAccountToken"] is False
+
+
+class TestValidationJob:
+    def test_one_container_per_input_on_the_validation_pool_without_gpus(self):
+        spec = FineTuneRunSpec.parse(make_spec(evalDataPath="s3://bucket/eval.jsonl", taskType="INSTRUCTION_FINETUNE"))
+        job = build_validation_job(REF, spec, CONFIG)
+        assert job["metadata"]["name"] == "chat-validate"
+        pod = job["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"kubetune.io/pool": "cpu"}
+        assert pod["automountServiceAccountToken"] is False
+        commands = [c["command"] for c in pod["containers"]]
+        assert commands == [
+            ["kubetune", "validate-data", path, "--task-type", "INSTRUCTION_FINETUNE", "--model", spec.model]
+            for path in ("s3://bucket/train.jsonl", "s3://bucket/eval.jsonl")
+        ]
+        assert all("nvidia.com/gpu" not in str(c["resources"]) for c in pod["containers"])
+
+
+class TestTrainerConfig:
+    def test_config_map_holds_a_loadable_trainer_config(self, tmp_path):
+        spec = FineTuneRunSpec.parse(make_spec(customWeightsPath="earlier-run"))
+        config_map = build_trainer_config_map(REF, build_trainer_config(REF, spec, CONFIG, attempt=2))
+        path = tmp_path / "trainer.yaml"
+        path.write_text(config_map["data"]["trainer.yaml"])
+        loaded = TrainerConfig.load(path)
+        assert (loaded.run.name, loaded.run.namespace, loaded.attempt) == ("chat", "team-a", 2)
+        assert loaded.progress.kind == "kubernetes"
+        assert loaded.spec.custom_weights_path == "/checkpoints/earlier-run/checkpoints/latest"
+        assert loaded.spec.experiment_path == "/Users/team-a/chat"
+        assert str(loaded.run_checkpoint_dir) == "/checkpoints/chat/checkpoints"
+
+    @pytest.mark.parametrize(
+        "path, expected",
+        [
+            ("run-1", "/ck/run-1/checkpoints/latest"),
+            ("/ck/run-1/checkpoints/ep2-ba300", "/ck/run-1/checkpoints/ep2-ba300"),
+            ("s3://bucket/weights", "s3://bucket/weights"),
+            (None, None),
+        ],
+    )
+    def test_custom_weights_run_names_resolve_to_that_runs_latest(self, path, expected):
+        assert resolve_custom_weights(path, "/ck") == expected
+
+
+def test_checkpoint_claim_is_not_owned_by_any_run():
+    claim = build_checkpoint_claim("team-a", CONFIG)
+    assert "ownerReferences" not in claim["metadata"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
