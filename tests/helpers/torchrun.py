@@ -65,12 +65,34 @@ def wait(process: subprocess.Popen, timeout: float, log_path: Path) -> int:
 
 
 def kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL torchrun and every worker it started, like a node that disappears."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    """SIGKILL torchrun and every worker it started, like a node that disappears.
+
+    torchrun puts its workers in sessions of their own, so killing torchrun's
+    process group is not enough: every descendant is found first, then killed.
+    """
+    pids = [process.pid, *descendants(process.pid)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     process.wait(timeout=30)
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
 
 
 def wait_for(predicate, timeout: float, process: subprocess.Popen | None = None, log_path: Path | None = None) -> None:
