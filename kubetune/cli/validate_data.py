@@ -8,6 +8,7 @@ estimated tokens per epoch and the packing efficiency.
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from kubetune.api.spec import TaskType
@@ -57,14 +58,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
 class _Plan:
     """What the arguments resolve to: tokenizer folder, context length and the system-role rule."""
 
-    def __init__(self, tokenizer_path: Path | None, context_length: int, accepts_system_role: bool, notes: list[str]):
-        self.tokenizer_path = tokenizer_path
-        self.context_length = context_length
-        self.accepts_system_role = accepts_system_role
-        self.notes = notes
+    tokenizer_path: Path | None
+    context_length: int
+    accepts_system_role: bool
+    notes: list[str]
 
 
 def _plan(args: argparse.Namespace) -> _Plan:
@@ -100,8 +101,11 @@ def _folder_max_context(folder: Path | None) -> int | None:
 
 
 def _validate(args: argparse.Namespace, plan: _Plan) -> str:
+    import datasets
+
     from kubetune.trainer.data import DataConfig, load_and_validate, tokenizer_accepts_system_role
 
+    datasets.disable_progress_bars()  # a report, not a download log
     tokenizer = _load_tokenizer(plan.tokenizer_path) if plan.tokenizer_path else None
     accepts_system = plan.accepts_system_role and (tokenizer is None or tokenizer_accepts_system_role(tokenizer))
     config = DataConfig(

@@ -44,6 +44,7 @@ def test_packed_dataset_items_stats_and_padding():
     stats = dataset.stats
     assert (stats.examples, stats.truncated_examples, stats.sequences) == (4, 1, 3)
     assert stats.real_tokens == 5 + 3 + 9 + 10 == dataset.tokens_per_epoch
+    assert [dataset.real_tokens_of(i) for i in range(3)] == [10, 9, 8]
     assert stats.loss_tokens == 5 + 1 + 9 + 10
     assert stats.padding_tokens == 3 * 10 - stats.real_tokens
     assert stats.efficiency == pytest.approx(27 / 30)

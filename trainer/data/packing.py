@@ -117,6 +117,10 @@ class PackedDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self._ids)
 
+    def real_tokens_of(self, index: int) -> int:
+        """Tokens of sequence `index` that are not padding."""
+        return len(self._ids[index])
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         pad = self.context_length - len(self._ids[index])
         return {
@@ -147,7 +151,8 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 def model_inputs(batch: dict[str, torch.Tensor], *, mask_dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """What a Hugging Face causal LM's forward needs for packed sequences (labels are left to the loss).
 
-    `mask_dtype` must be the model's compute dtype (the eager attention adds the mask to its scores).
+    Pass the model's compute dtype as `mask_dtype` (e.g. torch.bfloat16): the eager attention adds the
+    mask to its scores, and SDPA's fused kernels want a mask of the query's dtype.
     """
     position_ids = batch["position_ids"]
     return {
