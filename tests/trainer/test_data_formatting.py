@@ -100,6 +100,20 @@ def test_a_conversation_the_template_rejects_is_a_data_problem(tokenizer_for, wr
     assert problem.rule == "the chat template rejected it: Conversation roles must alternate user/assistant/user/assistant/..."
 
 
+def test_generation_blocks_mark_assistant_tokens_where_incremental_rendering_cannot():
+    tokenizer = build_tokenizer("llama")
+    # The leading turn count makes every prefix differ from the whole; only the generation blocks can help.
+    tokenizer.chat_template = (
+        "{{ bos_token }}{{ messages | length }}{% for m in messages %}"
+        "{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' }}"
+        "{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] | trim + '<|eot_id|>' }}{% endgeneration %}"
+        "{% else %}{{ m['content'] | trim + '<|eot_id|>' }}{% endif %}{% endfor %}"
+    )
+    tokenized = tokenize_example(_chat_example("llama"), tokenizer, TaskType.CHAT_COMPLETION)
+    assert tokenizer.decode(tokenized.input_ids).startswith("<|begin_of_text|>5<|start_header_id|>system")
+    assert _labelled_text(tokenizer, tokenized) == ASSISTANT_TURNS["llama"]
+
+
 def test_a_template_that_rewrites_earlier_turns_is_refused():
     tokenizer = build_tokenizer("qwen2")
     tokenizer.chat_template = "{{ messages | length }}{% for m in messages %}{{ m['content'] }}{% endfor %}"

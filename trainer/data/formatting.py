@@ -11,8 +11,11 @@ text up to each assistant turn (with the generation prompt) and through it; the
 characters in between are the assistant's, and the tokens starting there (by the
 fast tokenizer's offsets) get labels. This works for any template that renders a
 conversation's prefixes as prefixes of the whole, which every family we support does.
+A template that marks assistant text with `{% generation %}` blocks is used
+directly instead (transformers' `return_assistant_tokens_mask`).
 """
 
+import re
 from dataclasses import dataclass
 
 from jinja2.exceptions import TemplateError
@@ -23,6 +26,7 @@ from .records import Example, Message, Origin
 from .validation import MAX_REPORTED, DataProblem, DataValidationError
 
 IGNORE_INDEX = -100
+_GENERATION_BLOCK = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 # For base models that ship no chat template: plain role headers, EOS closing each assistant turn.
 FALLBACK_CHAT_TEMPLATE = (
@@ -82,6 +86,8 @@ def tokenize_chat(messages: tuple[Message, ...], tokenizer) -> tuple[list[int], 
         raise ChatTemplateError("locating assistant tokens needs a fast (Rust) tokenizer")
     conversation = [{"role": m.role, "content": m.content} for m in messages]
     template = tokenizer.chat_template or FALLBACK_CHAT_TEMPLATE
+    if _GENERATION_BLOCK.search(template):
+        return _tokenize_with_generation_blocks(conversation, tokenizer)
     text = _render(tokenizer, conversation, template)
     spans = [
         _assistant_span(tokenizer, conversation, i, template, text)
@@ -95,6 +101,14 @@ def tokenize_chat(messages: tuple[Message, ...], tokenizer) -> tuple[list[int], 
         for token, (offset, _) in zip(ids, encoded["offset_mapping"])
     ]
     return ids, labels
+
+
+def _tokenize_with_generation_blocks(conversation: list[dict], tokenizer) -> tuple[list[int], list[int]]:
+    encoded = tokenizer.apply_chat_template(
+        conversation, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    ids = list(encoded["input_ids"])
+    return ids, [t if learn else IGNORE_INDEX for t, learn in zip(ids, encoded["assistant_masks"])]
 
 
 def _assistant_span(tokenizer, conversation: list[dict], index: int, template: str, text: str) -> tuple[int, int]:
