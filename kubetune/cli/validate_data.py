@@ -28,13 +28,19 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("path", help="a trainDataPath: JSONL file or folder, .txt folder, pvc://, s3://…, org/name/split, Delta table")
+    parser.add_argument(
+        "path", help="a trainDataPath: JSONL file or folder, .txt folder, pvc://, s3://…, org/name/split, Delta table"
+    )
     parser.add_argument("--task-type", type=TaskType, default=TaskType.CHAT_COMPLETION,
                         choices=list(TaskType), metavar="{" + ",".join(t.value for t in TaskType) + "}")
     parser.add_argument("--model", help="a supported model name or a local model folder (its tokenizer is used)")
-    parser.add_argument("--context-length", type=int, help="truncation and packing length (default: the model's, capped at 8192)")
+    parser.add_argument(
+        "--context-length", type=int, help="truncation and packing length (default: the model's, capped at 8192)"
+    )
     parser.add_argument("--tokenizer", type=Path, help="a local tokenizer or model folder")
-    parser.add_argument("--pvc-mount-root", type=Path, default=Path("/mnt/data"), help="where pvc://CLAIM is mounted as ROOT/CLAIM")
+    parser.add_argument(
+        "--pvc-mount-root", type=Path, default=Path("/mnt/data"), help="where pvc://CLAIM is mounted as ROOT/CLAIM"
+    )
     parser.add_argument("--dataset-root", type=Path, help="an offline Hugging Face dataset mirror: ROOT/org/name")
     parser.set_defaults(func=run)
 
@@ -52,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in err.problems:
             print(problem)
         more = err.total - len(err.problems)
-        print(f"invalid data: {err.total} problem(s){f' (first {len(err.problems)} shown, {more} more)' if more else ''}")
+        shown = f" (first {len(err.problems)} shown, {more} more)" if more else ""
+        print(f"invalid data: {err.total} problem(s){shown}")
         return EXIT_INVALID_DATA
     print(report)
     return 0

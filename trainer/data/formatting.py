@@ -63,7 +63,8 @@ def tokenize_examples(examples: list[Example], tokenizer, task_type: TaskType) -
         try:
             tokenized.append(tokenize_example(example, tokenizer, task_type))
         except TemplateError as err:
-            problems.append(DataProblem(example.origin.file, example.origin.line, f"the chat template rejected it: {err}"))
+            rule = f"the chat template rejected it: {err}"
+            problems.append(DataProblem(example.origin.file, example.origin.line, rule))
     if problems:
         raise DataValidationError(problems[:MAX_REPORTED], len(problems))
     return tokenized
@@ -153,7 +154,7 @@ def tokenizer_accepts_system_role(tokenizer) -> bool:
     """Whether the chat template renders a system message (Mistral's raises instead)."""
     if not tokenizer.chat_template:
         return True
-    probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]
+    probe = [{"role": role, "content": role[0]} for role in ("system", "user", "assistant")]
     try:
         tokenizer.apply_chat_template(probe, tokenize=False)
     except TemplateError:

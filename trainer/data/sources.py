@@ -128,7 +128,9 @@ def read_delta_table(url: str, *, display: str) -> Iterator[RawRecord]:
             yield RawRecord(Origin(display, row), _drop_nulls(value))
 
 
-def read_hf_dataset(location: DataLocation, *, dataset_root: Path | None, cache_dir: Path | None) -> Iterator[RawRecord]:
+def read_hf_dataset(
+    location: DataLocation, *, dataset_root: Path | None, cache_dir: Path | None
+) -> Iterator[RawRecord]:
     """Rows of a Hugging Face dataset split, through the same `load_dataset` call whether hub or mirror."""
     import datasets
 
