@@ -76,6 +76,9 @@ class TrainerConfig(_Strict):
     spec: FineTuneRunSpec
     paths: TrainerPaths
     mlflow_tracking_uri: str | None = Field(None, description="None: no MLflow logging.")
+    mlflow_artifact_root: str | None = Field(
+        None, description="Artifact location for a new experiment (local mode keeps artifacts next to its SQLite store)."
+    )
     progress: ProgressTarget = Field(default_factory=ProgressTarget)
     training: TrainingOptions = Field(default_factory=TrainingOptions)
     attempt: int = Field(0, ge=0, description="Restarts so far; echoed in every report.")

@@ -66,12 +66,15 @@ class MlflowLogger(NullLogger):
         from mlflow import MlflowClient  # lazy: only rank 0 with a tracking URI pays for the import
 
         self.client = MlflowClient(config.mlflow_tracking_uri)
-        self.experiment_id = self._experiment(config.experiment_path())
+        self.experiment_id = self._experiment(config.experiment_path(), config.mlflow_artifact_root)
         self.run_id = self._run(config)
 
-    def _experiment(self, path: str) -> str:
+    def _experiment(self, path: str, artifact_root: str | None) -> str:
         experiment = self.client.get_experiment_by_name(path)
-        return experiment.experiment_id if experiment else self.client.create_experiment(path)
+        if experiment:
+            return experiment.experiment_id
+        location = f"{artifact_root.rstrip('/')}/{path.strip('/').replace('/', '_')}" if artifact_root else None
+        return self.client.create_experiment(path, artifact_location=location)
 
     def _run(self, config: TrainerConfig) -> str:
         tags = {"kubetune.run": config.run.qualified_name, "kubetune.run_uid": config.run.uid}

@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "kubetune.cli.models",
     "kubetune.cli.validate_data",
     "kubetune.cli.create",
+    "kubetune.cli.run",
     "kubetune.cli.runs",
     "kubetune.cli.events",
     "kubetune.cli.operator",

@@ -1,0 +1,212 @@
+"""Local mode: one FineTuneRun on this machine — validate, train with torchrun, follow, register.
+
+State of a run lives under <state_root>/runs/<name>/ (default ./.kubetune):
+    run.json           the run's identity (its uid survives re-runs, so registration stays idempotent)
+    trainer.json       the TrainerConfig torchrun's processes read
+    progress.json      the trainer's latest TrainerReport
+    trainer.log        torchrun's output
+    checkpoints/       ep{E}-ba{B} folders and `latest`
+    export/            the final Hugging Face export
+Re-running a run with the same name resumes from its latest checkpoint.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from kubetune.api.data_paths import parse_data_path
+from kubetune.api.progress import TrainerReport, TrainerStage
+from kubetune.api.spec import FineTuneRunSpec
+from kubetune.local.events import EventPrinter
+
+LOCAL_NAMESPACE = "local"
+POLL_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    name: str
+    spec: FineTuneRunSpec  # with local paths already absolute
+    state_root: Path
+    tracking_uri: str
+    artifact_root: str | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_root / "runs" / self.name
+
+
+@dataclass
+class LocalResult:
+    succeeded: bool
+    report: TrainerReport | None = None
+    registered_name: str | None = None
+    registered_version: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def default_tracking(state_root: Path) -> tuple[str, str]:
+    """MLFLOW_TRACKING_URI when set, else a SQLite store under the state folder with artifacts next to it."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri, None  # type: ignore[return-value]
+    state_root = state_root.resolve()
+    return f"sqlite:///{state_root / 'mlflow.db'}", str(state_root / "mlartifacts")
+
+
+def resolve_local_paths(spec: FineTuneRunSpec, base_dir: Path) -> FineTuneRunSpec:
+    """Relative model, data and checkpoint paths are relative to the manifest's folder, as a reader expects."""
+    updates = {}
+    for name in ("model", "train_data_path", "eval_data_path", "custom_weights_path"):
+        value = getattr(spec, name)
+        if value and _is_relative_local(name, value):
+            updates[name] = str((base_dir / value).resolve())
+    return spec.model_copy(update=updates)
+
+
+def _is_relative_local(field_name: str, value: str) -> bool:
+    if value.startswith(("./", "../")):
+        return True
+    if field_name in ("train_data_path", "eval_data_path"):
+        location = parse_data_path(value)
+        return location.kind == "local" and not value.startswith(("/", "file://"))
+    return False
+
+
+def process_count(spec: FineTuneRunSpec) -> int:
+    """One process per GPU asked for (nodes × gpusPerNode or gpus), else one."""
+    compute = spec.compute
+    if compute is None:
+        return 1
+    if compute.gpus:
+        return compute.gpus
+    if compute.nodes or compute.gpus_per_node:
+        return (compute.nodes or 1) * max(1, compute.gpus_per_node or 1)
+    return 1
+
+
+def run_uid(run_dir: Path) -> str:
+    identity = run_dir / "run.json"
+    if identity.exists():
+        return json.loads(identity.read_text())["uid"]
+    uid = str(uuid.uuid4())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    identity.write_text(json.dumps({"uid": uid}))
+    return uid
+
+
+def trainer_config(run: LocalRun, uid: str):
+    from kubetune.trainer.config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths
+
+    runs = run.state_root.resolve() / "runs"
+    return TrainerConfig(
+        run=RunIdentity(namespace=LOCAL_NAMESPACE, name=run.name, uid=uid),
+        spec=run.spec,
+        # <root>/<name>/checkpoints and <root>/<name>/export: both roots are the runs folder.
+        paths=TrainerPaths(checkpoint_root=runs, output_root=runs, pvc_mount_root=run.state_root.resolve() / "pvc"),
+        mlflow_tracking_uri=run.tracking_uri,
+        mlflow_artifact_root=run.artifact_root,
+        progress=ProgressTarget(kind="file", path=runs / run.name / "progress.json", min_interval_s=1.0),
+    )
+
+
+def validate_data(spec: FineTuneRunSpec) -> list[str]:
+    """Every data problem (file, line, rule) of the train and eval data, before any process starts."""
+    from kubetune.api.spec import TaskType
+    from kubetune.trainer.data import DataConfig, DataValidationError, load_and_validate
+
+    info = spec.model_info
+    problems = []
+    for path in filter(None, (spec.train_data_path, spec.eval_data_path)):
+        config = DataConfig(
+            path=path, task_type=TaskType(spec.task_type), context_length=spec.effective_context_length(),
+            accepts_system_role=info.accepts_system_role if info else True,
+        )
+        try:
+            load_and_validate(config)
+        except DataValidationError as error:
+            problems.append(str(error))
+    return problems
+
+
+def torchrun_command(config_path: Path, nproc: int) -> list[str]:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
+    return [*launcher, "--standalone", f"--nproc-per-node={nproc}", "-m", "kubetune.trainer", "--config", str(config_path)]
+
+
+def run_local(run: LocalRun, printer: EventPrinter, register: Callable | None = None) -> LocalResult:
+    """The whole run. `register` (default kubetune.registry.register_model) is called after training succeeds."""
+    printer.event("CREATED", f"run {run.name}: {run.spec.model} on {run.spec.train_data_path}")
+    if run.spec.validate_inputs:
+        problems = validate_data(run.spec)
+        if problems:
+            printer.event("FAILED", "\n".join(problems))
+            return LocalResult(False, problems=problems)
+    uid = run_uid(run.run_dir)
+    config = trainer_config(run, uid)
+    config_path = config.write(run.run_dir / "trainer.json")
+    config.progress.path.unlink(missing_ok=True)  # type: ignore[union-attr]
+    report = _train(run, config_path, config.progress.path, printer)  # type: ignore[arg-type]
+    if report is None or report.stage != TrainerStage.TRAIN_FINISHED:
+        message = (report.message if report else None) or f"the trainer failed; see {run.run_dir / 'trainer.log'}"
+        printer.event("FAILED", message)
+        return LocalResult(False, report)
+    return _register(run, uid, report, printer, register)
+
+
+def _train(run: LocalRun, config_path: Path, progress_path: Path, printer: EventPrinter) -> TrainerReport | None:
+    nproc = process_count(run.spec)
+    env = {**os.environ, "PYTHONSAFEPATH": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.setdefault("OMP_NUM_THREADS", "1" if nproc > 1 else str(min(4, os.cpu_count() or 1)))
+    with open(run.run_dir / "trainer.log", "ab") as log:
+        process = subprocess.Popen(torchrun_command(config_path, nproc), stdout=log, stderr=subprocess.STDOUT, env=env)
+        printer.event("STARTED", f"torchrun with {nproc} process(es); log: {run.run_dir / 'trainer.log'}")
+        report = None
+        try:
+            while process.poll() is None:
+                report = _read_report(progress_path) or report
+                printer.progress(report)
+                time.sleep(POLL_INTERVAL_S)
+        except BaseException:  # Ctrl-C or a bug here: never leave the trainer running unattended
+            process.terminate()
+            process.wait()
+            raise
+    report = _read_report(progress_path) or report
+    printer.progress(report)
+    printer.close()
+    if process.returncode != 0 and report is not None and report.stage != TrainerStage.FAILED:
+        return None
+    return report
+
+
+def _read_report(path: Path) -> TrainerReport | None:
+    try:
+        return TrainerReport.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _register(run: LocalRun, uid: str, report: TrainerReport, printer: EventPrinter, register: Callable | None) -> LocalResult:
+    from kubetune.registry import RUN_TAG, RUN_UID_TAG, RegistrationError, register_model
+
+    for noisy in ("alembic", "mlflow.store.db.utils"):  # schema migrations of a fresh SQLite store
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    name = run.spec.registered_model_name(run.name)
+    try:
+        version = (register or register_model)(
+            run.tracking_uri, name, report.export_uri, report.mlflow_run_id,
+            {RUN_TAG: f"{LOCAL_NAMESPACE}/{run.name}", RUN_UID_TAG: uid},
+        )
+    except RegistrationError as error:
+        printer.event("FAILED", str(error))
+        return LocalResult(False, report)
+    printer.event("COMPLETED", f"registered {version.name} version {version.version}")
+    return LocalResult(True, report, version.name, version.version)

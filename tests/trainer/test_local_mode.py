@@ -1,0 +1,90 @@
+"""`kubetune run FILE --local` as a user runs it: a real CLI process, real torchrun, a real MLflow server."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kubetune.registry import RUN_TAG
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KUBETUNE = str(Path(sys.executable).with_name("kubetune"))
+
+
+def kubetune_run(manifest: Path, state_dir: Path, tracking_uri: str | None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(state_dir), "PYTHONSAFEPATH": "1", "OMP_NUM_THREADS": "1"}
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    return subprocess.run(
+        [KUBETUNE, "run", str(manifest), "--local", "--state-dir", str(state_dir), "--no-progress-bar"],
+        capture_output=True, text=True, env=env, timeout=timeout, cwd=state_dir,
+    )
+
+
+def small_quickstart(folder: Path) -> Path:
+    """The quickstart manifest with its model and a slice of its data copied next to it (relative paths)."""
+    examples = REPO_ROOT / "examples"
+    shutil.copytree(examples / "models" / "tiny-llama", folder / "models" / "tiny-llama")
+    (folder / "data").mkdir()
+    for name, lines in (("train.jsonl", 48), ("eval.jsonl", 6)):
+        text = (examples / "data" / name).read_text().splitlines(keepends=True)[:lines]
+        (folder / "data" / name).write_text("".join(text))
+    manifest = yaml.safe_load((examples / "quickstart.yaml").read_text())
+    manifest["spec"].update(trainingDuration="1ep", contextLength=128, evalPrompts=["What is 16 minus 32?"])
+    path = folder / "quickstart.yaml"
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return path
+
+
+@pytest.mark.trainer
+@pytest.mark.mlflow
+def test_local_run_registers_one_tagged_version_even_when_run_again(tmp_path, mlflow_server):
+    from mlflow import MlflowClient
+
+    manifest = small_quickstart(tmp_path / "project")
+    state = tmp_path / "state"
+    state.mkdir()
+
+    first = kubetune_run(manifest, state, mlflow_server)
+    assert first.returncode == 0, first.stdout + first.stderr
+    for event in ("CREATED", "STARTED", "DATA_VALIDATED", "MODEL_INITIALIZED", "TRAIN_UPDATED", "TRAIN_FINISHED", "COMPLETED"):
+        assert event in first.stdout, event
+    assert "Train loss:" in first.stdout and "[epoch=1/1]" in first.stdout
+    assert "Registered model: main.default.quickstart version 1" in first.stdout
+
+    client = MlflowClient(mlflow_server)
+    versions = client.search_model_versions("name = 'main.default.quickstart'")
+    assert [v.version for v in versions] == ["1"]
+    assert versions[0].tags[RUN_TAG] == "local/quickstart"
+    run = client.get_run(versions[0].run_id)
+    assert run.data.metrics["loss"] > 0 and "eval_loss" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"model", "generations.json"} <= artifacts
+    assert (state / "runs" / "quickstart" / "checkpoints" / "latest").exists()
+
+    again = kubetune_run(manifest, state, mlflow_server)  # resumes at its last step, exports, registers again
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "version 1" in again.stdout
+    assert [v.version for v in client.search_model_versions("name = 'main.default.quickstart'")] == ["1"]
+
+
+def test_a_bad_manifest_fails_naming_file_and_line(tmp_path):
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(
+        "apiVersion: kubetune.io/v1alpha1\n"
+        "kind: FineTuneRun\n"
+        "metadata:\n"
+        "  name: bad\n"
+        "spec:\n"
+        "  model: ./models/tiny-llama\n"
+        "  trainDataPath: ./data/train.jsonl\n"
+        "  registerTo: main.default\n"
+        "  trainingDuration: 3 epochs\n"
+    )
+    result = kubetune_run(manifest, tmp_path, tracking_uri=None, timeout=120)
+    assert result.returncode != 0
+    assert f"{manifest}:9: spec.trainingDuration" in result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing started
