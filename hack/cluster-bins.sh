@@ -117,6 +117,10 @@ stamp_content() {
 build() {
   local force="${1:-0}" stamp="$BIN/.stamp" want
   check_gomod
+  # one build at a time (parallel test runs); the second one then finds the stamp
+  mkdir -p "$BIN"
+  exec 7>"$BIN/.lock"
+  flock 7
   want="$(stamp_content)"
   if [[ "$force" != 1 && -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
      && [[ -x "$BIN/kubebin" && -x "$BIN/kwok" && -x "$BIN/helm" ]]; then
@@ -129,7 +133,7 @@ build() {
   local t0=$SECONDS
   log "building kubebin (Kubernetes $KUBE_VERSION + etcd) ..."
   (cd "$MODDIR" && "$GO" build -ldflags="$LDFLAGS" -o "$BIN/kubebin" .)
-  for c in etcd kube-apiserver kube-controller-manager kube-scheduler; do
+  for c in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     ln -sfn kubebin "$BIN/$c"
   done
   log "building kwok $KWOK_VERSION ..."

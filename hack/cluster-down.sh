@@ -14,6 +14,12 @@ BIN="$CLUSTER_DIR/bin"
 
 log() { printf '[cluster-down] %s\n' "$*" >&2; }
 
+# serialize with hack/cluster-up.sh (which calls us with the lock already held)
+if [[ -z "${CLUSTER_LOCK_HELD:-}" && -d "$CLUSTER_DIR" ]]; then
+  exec 8>"$CLUSTER_DIR/up.lock"
+  flock 8
+fi
+
 ours() { # pid: is it alive and running one of our binaries?
   local pid=$1 exe
   kill -0 "$pid" 2>/dev/null || return 1

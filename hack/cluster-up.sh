@@ -46,6 +46,15 @@ die() {
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# One cluster-up/cluster-down at a time per CLUSTER_DIR (fd 8; the started
+# components do not inherit it).
+mkdir -p "$CLUSTER_DIR"
+if [[ -z "${CLUSTER_LOCK_HELD:-}" ]]; then
+  exec 8>"$CLUSTER_DIR/up.lock"
+  flock 8
+  export CLUSTER_LOCK_HELD=1
+fi
+
 # ---------------------------------------------------------------- already up?
 if [[ -f "$KUBECONFIG_OUT" && -f "$RUN/ports.env" ]] && pid_alive "$RUN/kube-apiserver.pid"; then
   # shellcheck source=/dev/null
@@ -138,6 +147,8 @@ if [[ ! -f "$PKI/ca.crt" || ! -f "$PKI/ca.key" ]]; then
 fi
 mkcert kube-apiserver kube-apiserver "" \
   "IP:127.0.0.1,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+mkcert loopback-serving localhost "" "IP:127.0.0.1,DNS:localhost"
+mkcert front-proxy-client front-proxy-client ""
 mkcert admin kubetune-admin system:masters
 mkcert kube-controller-manager system:kube-controller-manager ""
 mkcert kube-scheduler system:kube-scheduler ""
@@ -182,7 +193,8 @@ done
 start() { # name cmd...
   local name=$1; shift
   # setsid: own session, so the test runner's signals/terminal do not reach it
-  setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+  # (fds 8 and 9 closed: the lock and the caller's stderr must not outlive us)
+  setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null 8>&- 9>&- &
   echo $! >"$RUN/$name.pid"
 }
 wait_for() { # what cmd...
@@ -218,17 +230,27 @@ wait_for etcd alive_and etcd curl -fsS --max-time 3 "http://127.0.0.1:$ETCD_PORT
 
 # ---------------------------------------------------------------- kube-apiserver
 log "starting kube-apiserver on https://127.0.0.1:$API_PORT"
+# --endpoint-reconciler-type=none: a loopback advertise address is not a valid
+# Endpoints IP, so the "kubernetes" Service gets no endpoints (nothing needs them).
 start kube-apiserver "$BIN/kubebin" kube-apiserver \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
   --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
   --tls-cert-file="$PKI/kube-apiserver.crt" --tls-private-key-file="$PKI/kube-apiserver.key" \
   --client-ca-file="$PKI/ca.crt" \
+  --requestheader-client-ca-file="$PKI/ca.crt" \
+  --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User \
+  --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
+  --proxy-client-key-file="$PKI/front-proxy-client.key" \
   --authorization-mode=Node,RBAC \
   --service-account-issuer="$SA_ISSUER" --api-audiences="$SA_ISSUER" \
   --service-account-key-file="$PKI/sa.pub" \
   --service-account-signing-key-file="$PKI/sa.key" \
   --service-cluster-ip-range="$SERVICE_CIDR" \
   --allow-privileged=true \
+  --endpoint-reconciler-type=none \
   --profiling=false \
   --v=1
 wait_for "kube-apiserver /readyz" alive_and kube-apiserver https_ok "$API_PORT" /readyz
@@ -240,6 +262,7 @@ start kube-controller-manager "$BIN/kubebin" kube-controller-manager \
   --authentication-kubeconfig="$RUN/kube-controller-manager.kubeconfig" \
   --authorization-kubeconfig="$RUN/kube-controller-manager.kubeconfig" \
   --bind-address=127.0.0.1 --secure-port="$KCM_PORT" \
+  --tls-cert-file="$PKI/loopback-serving.crt" --tls-private-key-file="$PKI/loopback-serving.key" \
   --leader-elect=false \
   --controllers='*' \
   --use-service-account-credentials=true \
@@ -255,6 +278,7 @@ start kube-scheduler "$BIN/kubebin" kube-scheduler \
   --authentication-kubeconfig="$RUN/kube-scheduler.kubeconfig" \
   --authorization-kubeconfig="$RUN/kube-scheduler.kubeconfig" \
   --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" \
+  --tls-cert-file="$PKI/loopback-serving.crt" --tls-private-key-file="$PKI/loopback-serving.key" \
   --leader-elect=false \
   --profiling=false \
   --v=1

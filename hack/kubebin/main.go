@@ -1,9 +1,9 @@
 // Command kubebin is a multi-call binary holding the Kubernetes control plane
 // used by Kubetune's tests: etcd, kube-apiserver, kube-controller-manager and
-// kube-scheduler, all built from the Go module proxy at the versions pinned in
+// kube-scheduler (and a matching kubectl), all built from the Go module proxy at the versions pinned in
 // hack/versions.env.
 //
-// Usage: kubebin <etcd|kube-apiserver|kube-controller-manager|kube-scheduler|version> [flags...]
+// Usage: kubebin <etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|version> [flags...]
 // (or a symlink named after the component).
 package main
 
@@ -17,16 +17,19 @@ import (
 
 	"go.etcd.io/etcd/server/v3/etcdmain"
 	"k8s.io/component-base/cli"
+	"k8s.io/component-base/logs"
 	_ "k8s.io/component-base/logs/json/register"          // JSON log format registration
 	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client-go metrics
 	_ "k8s.io/component-base/metrics/prometheus/version"  // version metric
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubectl "k8s.io/kubectl/pkg/cmd"
+	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 )
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: kubebin <etcd|kube-apiserver|kube-controller-manager|kube-scheduler|version> [flags...]")
+	fmt.Fprintln(os.Stderr, "usage: kubebin <etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|version> [flags...]")
 	os.Exit(2)
 }
 
@@ -51,6 +54,11 @@ func main() {
 		os.Exit(cli.Run(controllermanager.NewControllerManagerCommand()))
 	case "kube-scheduler":
 		os.Exit(cli.Run(scheduler.NewSchedulerCommand()))
+	case "kubectl":
+		logs.GlogSetter(kubectl.GetLogVerbosity(os.Args)) // nolint:errcheck
+		if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {
+			kubectlutil.CheckErr(err)
+		}
 	case "version":
 		if bi, ok := debug.ReadBuildInfo(); ok {
 			for _, dep := range bi.Deps {
