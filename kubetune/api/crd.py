@@ -99,7 +99,7 @@ def spec_validations(spec_schema: dict[str, Any]) -> list[dict[str, Any]]:
         "rule": f"self.model in {_cel_string_list(names)} || {path_test}",
         "message": f"model {MODEL_RULE}",
         "fieldPath": ".model",
-        "reason": "FieldValueNotSupported",
+        "reason": "FieldValueInvalid",
     })
     maxima = ", ".join(f"{json.dumps(n)}: {supported_models.SUPPORTED_MODELS[n].max_context_length}" for n in names)
     rules.append({
