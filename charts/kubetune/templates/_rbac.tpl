@@ -1,69 +1,77 @@
 {{/*
-The operator's permissions. They must equal what the operator declares in
-operator/rbac.py (tests/chart/test_rbac.py fails on any difference), so the
-chart grants nothing the operator does not use.
+The operator's permissions, exactly those declared in operator/rbac.py
+(tests/chart/test_rbac.py fails on any difference), so the chart grants nothing
+the operator does not use. Each rule's comment is its reason there.
 */}}
 
-{{/* In every watched namespace (a Role), or everywhere (the ClusterRole). */}}
-{{- define "kubetune.rules.namespaced" -}}
-- apiGroups: ["kubetune.io"]
-  resources: ["finetuneruns"]
-  verbs: ["get", "list", "watch", "patch"]
-# Status is written by the operator; it also grants each run's trainer the
-# right to patch its own run's status, and RBAC lets it grant only what it holds.
-- apiGroups: ["kubetune.io"]
-  resources: ["finetuneruns/status"]
-  verbs: ["get", "patch"]
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["batch"]
-  resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete", "patch"]
-- apiGroups: [""]
-  resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "delete"]
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-- apiGroups: [""]
-  resources: ["serviceaccounts"]
-  verbs: ["get", "list", "watch", "create", "delete"]
-- apiGroups: ["rbac.authorization.k8s.io"]
-  resources: ["roles", "rolebindings"]
-  verbs: ["get", "list", "watch", "create", "delete"]
-# The checkpoint claim: created when missing, never deleted.
-- apiGroups: [""]
-  resources: ["persistentvolumeclaims"]
-  verbs: ["get", "create"]
-{{- end -}}
-
-{{/* Peering in namespaced mode: one KopfPeering per watched namespace. */}}
-{{- define "kubetune.rules.namespacedPeering" -}}
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
-{{- end -}}
-
-{{/* Cluster-scoped reads kopf needs in both modes (resource discovery). */}}
+{{/* Needed cluster-wide whatever namespaces are watched (rbac.CLUSTER_RULES). */}}
 {{- define "kubetune.rules.cluster" -}}
+# kopf: resource discovery
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["list", "watch"]
-{{- end -}}
-
-{{/* Only in cluster-wide mode: namespaces come and go, peering is cluster-wide. */}}
-{{- define "kubetune.rules.clusterWide" -}}
+  verbs: ["get", "list", "watch"]
+# kopf: follow namespaces in cluster-wide mode
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch"]
+# kopf: cluster-wide peering
 - apiGroups: ["kopf.dev"]
   resources: ["clusterkopfpeerings"]
   verbs: ["get", "list", "watch", "patch"]
+{{- end -}}
+
+{{/* Needed in each watched namespace: a Role there, or the ClusterRole in cluster-wide mode (rbac.NAMESPACED_RULES). */}}
+{{- define "kubetune.rules.namespaced" -}}
+# watch runs; kopf adds/removes its finalizer
+- apiGroups: ["kubetune.io"]
+  resources: ["finetuneruns"]
+  verbs: ["get", "list", "watch", "patch"]
+# write run status
+- apiGroups: ["kubetune.io"]
+  resources: ["finetuneruns/status"]
+  verbs: ["get", "patch", "update"]
+# children's ownerReferences with blockOwnerDeletion (OwnerReferencesPermissionEnforcement)
+- apiGroups: ["kubetune.io"]
+  resources: ["finetuneruns/finalizers"]
+  verbs: ["update"]
+# kopf: namespaced peering
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+# validation and training Jobs
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# scheduling and exit state of the run's pods
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+# the headless Service for torchrun rendezvous
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "create"]
+# the trainer's configuration
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "patch"]
+# the trainer's ServiceAccount
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get", "create"]
+# the checkpoint claim when checkpoints.createClaim
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "create"]
+# the trainer's Role and RoleBinding (patch of its own run's status only)
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["get", "create"]
+# an Event for every run transition (kopf may also post)
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# the same through the newer Events API
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
 {{- end -}}
