@@ -254,8 +254,9 @@ def test_cli_lifecycle(fm, kubeconfig, namespace, write_status, capsys, tmp_path
     assert cli(kubeconfig, namespace, "list") == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["NAME", "STATUS", "PROGRESS", "LOSS", "MODEL", "AGE"]
-    assert table[1].split()[:6] == ["from-flags", "RUNNING", "42%", "ETA", "3m", "1.25"]
-    assert table[2].split()[:2] == ["from-manifest", "PENDING"]
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert rows["from-flags"][:7] == ["from-flags", "RUNNING", "42%", "ETA", "3m", "1.25", MODEL]
+    assert rows["from-manifest"][:5] == ["from-manifest", "PENDING", "-", "-", MODEL]
 
     assert cli(kubeconfig, namespace, "get", "from-flags", "-o", "json") == 0
     assert json.loads(capsys.readouterr().out)["status"]["progress"]["percent"] == 42
@@ -289,7 +290,9 @@ def test_cli_events_follow_until_the_end(fm, kubeconfig, namespace, write_status
         writer.join()
     out, err = capsys.readouterr()
     assert code == 0
-    assert "CREATED" in out and "COMPLETED          Registered main.ft.watched version 1." in out
+    lines = out.splitlines()
+    assert [line.split()[1] for line in lines[:2]] == ["CREATED", "COMPLETED"]
+    assert lines[1].endswith("COMPLETED         Registered main.ft.watched version 1.")
     assert out.rstrip().endswith("watched: COMPLETED")
     assert "100%" in err  # the progress bar
 
