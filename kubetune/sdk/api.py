@@ -17,16 +17,17 @@ from kubetune.api.progress import CheckpointRef
 from kubetune.api.spec import Compute, FineTuneRunSpec
 from kubetune.sdk import build
 from kubetune.sdk.client import RunsClient, get_client
-from kubetune.sdk.errors import RunAlreadyExistsError
+from kubetune.sdk.errors import ClusterUnavailableError, RunAlreadyExistsError
 from kubetune.sdk.events import TrainingEvent, event_key
 from kubetune.sdk.filters import DEFAULT_LIMIT, filter_runs
-from kubetune.sdk.run import TrainingRun
+from kubetune.sdk.run import CREATED_BY_ANNOTATION, TrainingRun
 
 RunRef = str | TrainingRun
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_RULE = "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63"
 GENERATED_NAME_ATTEMPTS = 3
 FOLLOW_POLL_SECONDS = 2.0
+FOLLOW_RETRY_SECONDS = 120.0
 
 
 def create(
@@ -73,11 +74,15 @@ def submit(
 ) -> TrainingRun:
     """Create a FineTuneRun from a validated spec (what create() and `kubetune create -f` share).
 
-    Without a name, one is generated (`<model>-<random>`) and regenerated if it is taken.
+    Without a name, one is generated (`<model>-<random>`) and regenerated if it is taken. The
+    kubetune.io/created-by annotation records the user the API server authenticated (Databricks' created_by).
     """
     if name is not None and not (NAME_PATTERN.match(name) and len(name) <= 63):
         raise SpecError([SpecProblem("name", NAME_RULE, name)])
     client = get_client().in_namespace(namespace)
+    creator = client.username()
+    if creator:
+        annotations = {CREATED_BY_ANNOTATION: creator, **(annotations or {})}
     attempts = 1 if name else GENERATED_NAME_ATTEMPTS
     for attempt in range(1, attempts + 1):
         body = build.build_run_manifest(name or build.generate_run_name(spec.model), spec, client.namespace, annotations)
@@ -162,12 +167,26 @@ def get_checkpoints(training_run: RunRef) -> builtins.list[CheckpointRef]:
     return sorted(get(training_run).checkpoints, key=lambda c: c.step)
 
 
-def follow(training_run: RunRef, poll_seconds: float = FOLLOW_POLL_SECONDS) -> Iterator[TrainingRun]:
-    """The run each time it changes, until it has ended (the last one yielded is the final state)."""
+def follow(
+    training_run: RunRef, poll_seconds: float = FOLLOW_POLL_SECONDS, retry_seconds: float = FOLLOW_RETRY_SECONDS
+) -> Iterator[TrainingRun]:
+    """The run each time it changes, until it has ended (the last one yielded is the final state).
+
+    Runs take hours: an API server that is briefly unreachable is retried for up to `retry_seconds`.
+    """
     name, client = _resolve(training_run)
     seen_version = None
+    failing_since = None
     while True:
-        resource = client.get(name)
+        try:
+            resource = client.get(name)
+        except ClusterUnavailableError:
+            failing_since = failing_since or time.monotonic()
+            if time.monotonic() - failing_since >= retry_seconds:
+                raise
+            time.sleep(poll_seconds)
+            continue
+        failing_since = None
         version = (resource.get("metadata") or {}).get("resourceVersion")
         run = TrainingRun.from_resource(resource)
         if version != seen_version:

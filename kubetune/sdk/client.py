@@ -91,10 +91,32 @@ class RunsClient:
     def __init__(self, custom_objects: Any, namespace: str):
         self.api = custom_objects
         self.namespace = namespace
+        self._username: str | None = None
+
+    def username(self) -> str | None:
+        """Who the API server says we are (SelfSubjectReview), or None where the cluster does not say."""
+        if self._username is None:
+            from kubernetes import client as k8s
+            from kubernetes.client.exceptions import ApiException
+
+            with translate_errors("review", "", self.namespace):
+                try:
+                    review = k8s.AuthenticationV1Api(self.api.api_client).create_self_subject_review(
+                        k8s.V1SelfSubjectReview(), _request_timeout=REQUEST_TIMEOUT_SECONDS
+                    )
+                except ApiException:  # an older or locked-down API server: runs are created without it
+                    review = None
+            user = review.status.user_info if review and review.status else None
+            self._username = (user.username if user else "") or ""
+        return self._username or None
 
     def in_namespace(self, namespace: str | None) -> "RunsClient":
         """The same connection, for another namespace (None or the same namespace: this client)."""
-        return self if not namespace or namespace == self.namespace else RunsClient(self.api, namespace)
+        if not namespace or namespace == self.namespace:
+            return self
+        other = RunsClient(self.api, namespace)
+        other._username = self._username
+        return other
 
     def _path(self) -> dict[str, str]:
         return {"group": GROUP, "version": VERSION, "namespace": self.namespace, "plural": PLURAL}

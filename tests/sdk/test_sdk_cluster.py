@@ -55,6 +55,9 @@ def test_create_makes_the_finetunerun(fm, kube_api, namespace):
         "validateInputs": True, "suspend": False,
     }
     assert fm.get(run.name).learning_rate == 1e-5
+    # Databricks' created_by: the user the API server authenticated.
+    assert run.created_by and [r.name for r in fm.list(user_emails=[run.created_by])] == [run.name]
+    assert fm.list(user_emails=["someone-else@example.com"]) == []
 
 
 def test_bad_arguments_never_reach_the_cluster(fm, kube_api, namespace):

@@ -65,3 +65,25 @@ def test_unreachable_server_is_transient():
 
 def test_other_exceptions_pass_through():
     assert translate(KeyError("x"), "get", "r", "ns") is None
+
+
+def test_follow_retries_an_unreachable_api_server_then_gives_up(tmp_path):
+    import time
+
+    from kubetune import foundation_model as fm
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u, namespace: team-a}}]\n"
+    )
+    fm.configure(kubeconfig=kubeconfig)
+    try:
+        started = time.monotonic()
+        with pytest.raises(fm.ClusterUnavailableError, match="cannot reach the Kubernetes API server"):
+            next(fm.follow("r", poll_seconds=0.05, retry_seconds=0.5))
+        assert time.monotonic() - started >= 0.5
+    finally:
+        fm.configure()
