@@ -192,3 +192,21 @@ def test_generated_names_differ():
     names = {generate_run_name("meta-llama/Llama-3.2-1B") for _ in range(50)}
     assert len(names) == 50
     assert generate_run_name("meta-llama/Llama-3.2-1B", token="abc123") == "llama-3-2-1b-abc123"
+
+
+def test_create_checks_everything_before_connecting(tmp_path):
+    """No cluster is configured here: these calls must fail on their arguments, before any connection."""
+    from kubetune import foundation_model as fm
+
+    fm.configure(kubeconfig=tmp_path / "no-such-kubeconfig")
+    try:
+        with pytest.raises(SpecError) as raised:
+            fm.create(**REQUIRED, name="Not_A_DNS_Label")
+        assert [p.field for p in raised.value.problems] == ["name"]
+        with pytest.warns(UserWarning, match="data_prep_cluster_id is ignored"), pytest.raises(SpecError):
+            fm.create(model="gpt-17", train_data_path=REQUIRED["train_data_path"], register_to="main.ft",
+                      data_prep_cluster_id="0123-456789-abcdef")
+        with pytest.raises(fm.KubeconfigError, match="does not exist"):
+            fm.create(**REQUIRED)
+    finally:
+        fm.configure()
