@@ -6,6 +6,8 @@ or the pod's service account and namespace when running inside a cluster.
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,21 +154,15 @@ class RunsClient:
             )
 
 
-class translate_errors:
+@contextmanager
+def translate_errors(verb: str, name: str, namespace: str) -> Iterator[None]:
     """Turns ApiException and connection failures inside the block into the SDK's errors."""
-
-    def __init__(self, verb: str, name: str, namespace: str):
-        self.verb, self.name, self.namespace = verb, name, namespace
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, error, traceback) -> bool:
-        if error is None:
-            return False
-        translated = translate(error, self.verb, self.name, self.namespace)
+    try:
+        yield
+    except Exception as error:
+        translated = translate(error, verb, name, namespace)
         if translated is None:
-            return False
+            raise
         raise translated from error
 
 
