@@ -107,9 +107,22 @@ check_gomod() {
   ((bad == 0)) || die "hack/kubebin/go.mod disagrees with hack/versions.env; run: hack/cluster-bins.sh --update-gomod"
 }
 
+# Kubernetes' version info is normally stamped in by its own build scripts
+# (hack/lib/version.sh); without it /version would say v0.0.0-master.
+kube_ldflags() {
+  local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+  local x
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    x+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    x+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit= -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$LDFLAGS$x"
+}
+
 stamp_content() {
   {
     echo "KUBE_VERSION=$KUBE_VERSION KWOK_VERSION=$KWOK_VERSION HELM_VERSION=$HELM_VERSION"
+    echo "kubebin ldflags: $(kube_ldflags)"
     cat "$MODDIR/go.mod" "$MODDIR/go.sum" "$MODDIR/main.go" | sha256sum | cut -d' ' -f1
   }
 }
@@ -132,7 +145,7 @@ build() {
   rm -f "$stamp"
   local t0=$SECONDS
   log "building kubebin (Kubernetes $KUBE_VERSION + etcd) ..."
-  (cd "$MODDIR" && "$GO" build -ldflags="$LDFLAGS" -o "$BIN/kubebin" .)
+  (cd "$MODDIR" && "$GO" build -ldflags="$(kube_ldflags)" -o "$BIN/kubebin" .)
   for c in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     ln -sfn kubebin "$BIN/$c"
   done
