@@ -1,0 +1,258 @@
+"""`helm install` into the test control plane, then the real operator completes a run holding only the
+chart's ServiceAccount permissions: proof that the chart's RBAC (and so operator/rbac.py) is sufficient.
+
+kwok pods run no containers, so the operator runs as a local process, started with the command and
+arguments of the installed Deployment and a kubeconfig carrying a TokenRequest token of the chart's
+ServiceAccount. The run's pods are simulated (sim.kubetune.io/exit-code), its progress is reported as
+the trainer does, and the model is registered for real in the MLflow server of tests/helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import VALUES_DIR
+from helpers.cluster import REPO_ROOT
+from helpers.helm import CHART, run_helm
+from helpers.mlflow_server import running_mlflow_server
+from kubetune.api.progress import CheckpointRef, TrainerReport
+
+pytestmark = [pytest.mark.cluster, pytest.mark.mlflow]
+
+KUBECTL = os.environ.get("KUBECTL", "/usr/bin/kubectl")
+
+
+@dataclass
+class Release:
+    name: str
+    namespace: str  # the operator's
+    run_namespace: str  # the one namespace it watches
+    service_account: str
+    notes: str
+
+
+def kubectl(kubeconfig: str, *args: str, input: str | None = None) -> str:
+    result = subprocess.run([KUBECTL, "--kubeconfig", kubeconfig, *args], input=input, capture_output=True, text=True)
+    assert result.returncode == 0, f"kubectl {' '.join(args)} failed: {result.stderr}"
+    return result.stdout
+
+
+def checkpoint_volume(namespace: str, claim: str) -> dict:
+    """The test cluster has no provisioner: a volume pre-bound to the claim the operator creates."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"{namespace}-checkpoints", "labels": {"kubetune.io/test": "true"}},
+        "spec": {
+            "capacity": {"storage": "1Ti"},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "hostPath": {"path": f"/tmp/kubetune-test/{namespace}"},
+            "claimRef": {"namespace": namespace, "name": claim},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def release(helm, kubeconfig):
+    suffix = uuid.uuid4().hex[:6]
+    rel = Release(f"kt-{suffix}", f"kt-chart-{suffix}", f"kt-runs-{suffix}", f"kt-{suffix}-kubetune", "")
+    kubectl(kubeconfig, "create", "namespace", rel.run_namespace)
+    kubectl(kubeconfig, "label", "namespace", rel.run_namespace, "kubetune.io/test=true")
+    kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(checkpoint_volume(rel.run_namespace, "kubetune-checkpoints")))
+    output = run_helm(
+        helm, "install", rel.name, str(CHART), "--namespace", rel.namespace, "--create-namespace",
+        "--values", str(VALUES_DIR / "pools.yaml"),
+        "--set", f"watchNamespaces={{{rel.run_namespace}}}",
+        "--set", f"peering.name={rel.name}",
+        "--set", "config.checkpoints.createClaim=true",
+        kubeconfig=kubeconfig,
+    )
+    rel.notes = output
+    try:
+        yield rel
+    finally:
+        subprocess.run([KUBECTL, "--kubeconfig", kubeconfig, "delete", "pv", f"{rel.run_namespace}-checkpoints", "--wait=false"],
+                       capture_output=True)
+        try:
+            run_helm(helm, "uninstall", rel.name, "--namespace", rel.namespace, "--wait", kubeconfig=kubeconfig)
+        finally:
+            for ns in (rel.run_namespace, rel.namespace):
+                subprocess.run([KUBECTL, "--kubeconfig", kubeconfig, "delete", "namespace", ns, "--wait=false"],
+                               capture_output=True)
+
+
+def service_account_kubeconfig(admin_kubeconfig: str, release: Release, path: Path) -> Path:
+    """A kubeconfig that authenticates as the chart's ServiceAccount with a TokenRequest token."""
+    token = kubectl(admin_kubeconfig, "create", "token", release.service_account, "-n", release.namespace,
+                    "--duration=1h").strip()
+    admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": cluster}],
+        "users": [{"name": release.service_account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "test", "user": release.service_account,
+                                               "namespace": release.namespace}}],
+        "current-context": "sa",
+    }))
+    path.chmod(0o600)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def operator_command(admin_kubeconfig: str, release: Release, config: Path, port: int) -> list[str]:
+    """The installed Deployment's command line, with the config file and health port of this machine."""
+    deployment = json.loads(kubectl(admin_kubeconfig, "get", "deployment", release.service_account,
+                                    "-n", release.namespace, "-o", "json"))
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    command = [str(Path(sys.executable).with_name(container["command"][0])), *container["command"][1:]]
+    replacements = {
+        "--config=/etc/kubetune/config.yaml": f"--config={config}",
+        "--liveness=http://0.0.0.0:8080/healthz": f"--liveness=http://127.0.0.1:{port}/healthz",
+    }
+    args = [replacements.get(arg, arg) for arg in container["args"]]
+    assert set(replacements) <= set(container["args"]), container["args"]
+    return command + args
+
+
+def test_install_shows_what_to_apply_next(release):
+    assert "STATUS: deployed" in release.notes
+    assert f"these namespaces: {release.run_namespace}" in release.notes
+    assert "the operator creates the claim \"kubetune-checkpoints\"" in release.notes
+
+
+def test_service_account_is_denied_what_the_operator_does_not_use(kubeconfig, release):
+    def can_i(*args: str) -> str:
+        result = subprocess.run(
+            [KUBECTL, "--kubeconfig", kubeconfig, "auth", "can-i", *args,
+             f"--as=system:serviceaccount:{release.namespace}:{release.service_account}"],
+            capture_output=True, text=True,
+        )
+        return result.stdout.strip()
+
+    assert can_i("patch", "finetuneruns.kubetune.io/status", "-n", release.run_namespace) == "yes"
+    assert can_i("create", "jobs.batch", "-n", release.run_namespace) == "yes"
+    assert can_i("get", "secrets", "-n", release.run_namespace) == "no"
+    assert can_i("create", "jobs.batch", "-n", "default") == "no"  # namespaced mode: only the watched namespace
+    assert can_i("delete", "persistentvolumeclaims", "-n", release.run_namespace) == "no"  # checkpoints outlive runs
+    assert can_i("create", "pods", "-n", release.run_namespace) == "no"
+
+
+def report(**fields: object) -> TrainerReport:
+    return TrainerReport.model_validate({"updatedAt": datetime.now(UTC).isoformat(), **fields})
+
+
+def test_operator_completes_a_run_with_the_chart_permissions(kubeconfig, kube_api, release, tmp_path):
+    from helpers.operator_driver import RunDriver, delete_runs_and_wait
+
+    configmap = json.loads(kubectl(kubeconfig, "get", "configmap", f"{release.service_account}-config",
+                                   "-n", release.namespace, "-o", "json"))
+    config = yaml.safe_load(configmap["data"]["config.yaml"])
+    assert config["namespaces"] == [release.run_namespace]
+
+    with running_mlflow_server(tmp_path / "mlflow") as mlflow_uri:
+        config["mlflow"]["trackingUri"] = mlflow_uri
+        config["reconcile"] = {"resyncIntervalSeconds": 1, "registrationBackoffSeconds": 1,
+                               "registrationBackoffMaxSeconds": 4}
+        config_path = tmp_path / "config.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        port = free_port()
+        command = operator_command(kubeconfig, release, config_path, port)
+        assert f"--namespace={release.run_namespace}" in command and f"--peering={release.name}" in command
+        env = {**os.environ, "KUBECONFIG": str(service_account_kubeconfig(kubeconfig, release, tmp_path / "sa.kubeconfig")),
+               "PYTHONSAFEPATH": "1"}
+        log_path = tmp_path / "operator.log"
+        with open(log_path, "wb") as log:
+            operator = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        runs = RunDriver(kube_api, kubeconfig, release.run_namespace)
+        try:
+            _wait_healthy(port, operator, log_path)
+            _complete_a_run(runs, mlflow_uri, tmp_path)
+            logs = log_path.read_text(errors="replace")
+            assert "Forbidden" not in logs and " 403" not in logs, logs[-5000:]
+        except BaseException:
+            print(log_path.read_text(errors="replace")[-20000:])
+            raise
+        finally:
+            if operator.poll() is None:
+                delete_runs_and_wait(kube_api, release.run_namespace)  # the runs carry the operator's finalizer
+                os.killpg(operator.pid, signal.SIGTERM)
+                try:
+                    operator.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(operator.pid, signal.SIGKILL)
+
+
+def _wait_healthy(port: int, operator: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert operator.poll() is None, f"the operator exited:\n{log_path.read_text(errors='replace')[-5000:]}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the operator's liveness endpoint never answered:\n{log_path.read_text(errors='replace')[-5000:]}")
+
+
+def _complete_a_run(runs, mlflow_uri: str, tmp_path: Path) -> None:
+    import mlflow
+
+    manifest = yaml.safe_load((REPO_ROOT / "examples" / "multinode.yaml").read_text())
+    manifest["metadata"]["name"] = "chat"
+    manifest["spec"]["compute"] = {"pool": "a10g", "gpus": 2}  # two 1-GPU nodes: multi-node, away from h100 tests
+    name = runs.apply(manifest)
+
+    runs.wait_phase(name, "Validating", timeout=60)
+    runs.wait_pods_running("chat-validate", 1)
+    runs.finish_pods("chat-validate", 0)
+    runs.wait_phase(name, "Running", timeout=60)
+    runs.wait_pods_running("chat-train-0", 2)
+
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "config.json").write_text('{"model_type": "llama"}')
+    client = mlflow.MlflowClient(mlflow_uri)
+    run = client.create_run(client.create_experiment(f"/Users/chart-test/{tmp_path.name}"))
+    client.log_artifacts(run.info.run_id, str(tmp_path / "export"), "model")
+    client.set_terminated(run.info.run_id)
+    export = f"{run.info.artifact_uri}/model"
+
+    run_id = run.info.run_id
+    runs.report(name, report(stage="MODEL_INITIALIZED", mlflowRunId=run_id))
+    runs.report(name, report(stage="TRAINING", epoch=1, totalEpochs=2, step=5, totalSteps=10, trainLoss=1.5,
+                             mlflowRunId=run_id))
+    checkpoint = CheckpointRef(name="ep2-ba10", path="/checkpoints/chat/checkpoints/ep2-ba10", step=10, epoch=2)
+    runs.report(name, report(stage="TRAIN_FINISHED", step=10, totalSteps=10, checkpoints=[checkpoint],
+                             mlflowRunId=run_id, exportUri=export))
+    runs.finish_pods("chat-train-0", 0)
+    status = runs.wait_phase(name, "Succeeded", timeout=120)
+
+    assert status["registeredModel"] == {"name": "main.finetunes.chat", "version": "1"}
+    version = client.get_model_version("main.finetunes.chat", "1")
+    assert version.run_id == run_id and version.source == export
+    reasons = [e.reason for e in runs.events(name)]
+    assert "ModelRegistered" in reasons and "RunSucceeded" in reasons
