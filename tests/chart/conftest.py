@@ -15,11 +15,7 @@ import pytest
 import yaml
 
 from helpers import cluster
-from helpers.helm import CHART, helm_binary, run_helm
-
-RELEASE = "kt"
-RELEASE_NAMESPACE = "kubetune-system"
-VALUES_DIR = Path(__file__).parent / "values"
+from helpers.helm import CHART, RELEASE, RELEASE_NAMESPACE, helm_binary, run_helm
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import VALUES_DIR
 from helpers.cluster import REPO_ROOT
-from helpers.helm import CHART, run_helm
+from helpers.helm import CHART, VALUES_DIR, run_helm
 from helpers.mlflow_server import running_mlflow_server
 from kubetune.api.progress import CheckpointRef, TrainerReport
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from conftest import RELEASE_NAMESPACE, VALUES_DIR
 from helpers.cluster import REPO_ROOT
-from helpers.helm import CHART, find, one, run_helm
+from helpers.helm import CHART, RELEASE_NAMESPACE, VALUES_DIR, find, one, run_helm
 from kubetune.operator.config import OperatorConfig
 
 FULLNAME = "kt-kubetune"

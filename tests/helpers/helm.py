@@ -1,5 +1,6 @@
 """Helm for the chart tests: find the binary, run it, pick objects out of what it rendered.
 
+    CHART, VALUES_DIR, RELEASE, RELEASE_NAMESPACE
     helm_binary() -> Path | None      $HELM, else .cluster/bin/helm (hack/cluster-bins.sh)
     run_helm(helm, *args, kubeconfig=None) -> stdout; raises HelmError(stderr)
     find(objects, kind, name=None, namespace=None) -> list[dict]
@@ -15,6 +16,10 @@ from pathlib import Path
 from helpers.cluster import CLUSTER_DIR, REPO_ROOT
 
 CHART = REPO_ROOT / "charts" / "kubetune"
+# The chart tests' values overrides, and the release `helm template` renders them as.
+VALUES_DIR = REPO_ROOT / "tests" / "chart" / "values"
+RELEASE = "kt"
+RELEASE_NAMESPACE = "kubetune-system"
 
 
 class HelmError(RuntimeError):
