@@ -106,9 +106,14 @@ def shard_model(model: torch.nn.Module, device: torch.device, options: TrainingO
     return model  # type: ignore[return-value]
 
 
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs, fp32 on CPU (where bf16 matmuls are slow and the tests compare curves exactly)."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
 def mixed_precision(device: torch.device) -> MixedPrecisionPolicy:
     """bf16 compute with fp32 master weights and gradient reduction on GPUs; plain fp32 on CPU."""
-    if device.type == "cuda":
+    if compute_dtype(device) == torch.bfloat16:
         return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     return MixedPrecisionPolicy()
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 
 from kubetune.trainer.data import PackedDataset, collate, model_inputs
-from kubetune.trainer.distributed import all_reduce_sum, set_gradient_sync
+from kubetune.trainer.distributed import all_reduce_sum, compute_dtype, set_gradient_sync
 from kubetune.trainer.loss import IGNORE_INDEX, count_loss_tokens, summed_token_loss
 
 
@@ -23,13 +23,8 @@ def load_micro_batch(dataset: PackedDataset, indices: list[int], filler: int, de
     items = [dataset[i] for i in indices] or [_without_labels(dataset[filler])]
     batch = {key: value.to(device) for key, value in collate(items).items()}
     batch["loss_tokens"] = count_loss_tokens(batch["labels"], batch["position_ids"])
-    batch["real_tokens"] = sum(real_length(dataset, i) for i in indices)
+    batch["real_tokens"] = sum(dataset.real_tokens_of(i) for i in indices)
     return batch
-
-
-def real_length(dataset: PackedDataset, index: int) -> int:
-    """Tokens of sequence `index` before padding (the packed dataset keeps sequences unpadded)."""
-    return len(dataset._ids[index])
 
 
 def _without_labels(item: dict) -> dict:
@@ -37,7 +32,9 @@ def _without_labels(item: dict) -> dict:
 
 
 def forward_logits(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-    inputs = model_inputs({k: batch[k] for k in ("input_ids", "labels", "position_ids")})
+    # SDPA's GPU kernels take an additive mask only in the query's dtype: bf16 under FSDP's mixed precision.
+    mask_dtype = compute_dtype(batch["input_ids"].device)
+    inputs = model_inputs({k: batch[k] for k in ("input_ids", "labels", "position_ids")}, mask_dtype=mask_dtype)
     return model(**inputs, use_cache=False).logits
 
 
