@@ -5,12 +5,28 @@ from datetime import datetime, timedelta
 from kubetune.api.progress import TrainerReport, TrainerStage
 from kubetune.api.status import MAX_EVENTS, FineTuneRunStatus, Metrics, MlflowRef, Progress, RunEvent
 
-# Trainer stages that become one history entry each (TRAINING becomes TRAIN_UPDATED, once per new step).
+# The trainer's stages in order, and the history entry each one makes once (TRAINING makes TRAIN_UPDATED
+# entries instead, one per new step). The operator sees only the latest report, so reaching a stage
+# implies the entries of the stages before it.
+_STAGE_ORDER = [
+    TrainerStage.DATA_VALIDATED,
+    TrainerStage.MODEL_INITIALIZED,
+    TrainerStage.TRAINING,
+    TrainerStage.TRAIN_FINISHED,
+]
 _STAGE_EVENTS = {
     TrainerStage.DATA_VALIDATED: "DATA_VALIDATED",
     TrainerStage.MODEL_INITIALIZED: "MODEL_INITIALIZED",
     TrainerStage.TRAIN_FINISHED: "TRAIN_FINISHED",
 }
+
+
+def stage_events(stage: TrainerStage) -> list[str]:
+    """The once-only history entries a report at `stage` implies, oldest first."""
+    if stage not in _STAGE_ORDER:
+        return []
+    reached = _STAGE_ORDER[: _STAGE_ORDER.index(stage) + 1]
+    return [_STAGE_EVENTS[s] for s in reached if s in _STAGE_EVENTS]
 
 
 def add_event(events: list[RunEvent], type_: str, message: str, now: datetime) -> list[RunEvent]:
@@ -96,9 +112,9 @@ def fold_report(status: FineTuneRunStatus, report: TrainerReport, now: datetime)
         return status
     progress = build_progress(report, status.start_time)
     events = status.events
-    stage_event = _STAGE_EVENTS.get(TrainerStage(report.stage))
-    if stage_event and not has_event(events, stage_event):
-        events = add_event(events, stage_event, report.message or "", now)
+    for stage_event in stage_events(TrainerStage(report.stage)):
+        if not has_event(events, stage_event):
+            events = add_event(events, stage_event, report.message or "", now)
     previous_step = status.progress.step if status.progress else None
     if report.stage == TrainerStage.TRAINING and report.step != previous_step:
         events = add_event(events, "TRAIN_UPDATED", train_updated_message(report, progress), now)

@@ -41,6 +41,12 @@ def run(config: OperatorConfig, options: RunOptions) -> None:
     api = kube_config.new_client_from_config() if os.environ.get("KUBECONFIG") else _in_cluster_client()
     registry = build_registry(config, api)
 
+    # A registry of our own has none of kopf's default handlers: log in as the kubernetes client does
+    # (KUBECONFIG, or the pod's ServiceAccount in a cluster).
+    @kopf.on.login(registry=registry)
+    def login(**kwargs):
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_):
         configure_settings(settings)
