@@ -6,6 +6,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -17,7 +18,16 @@ from kubetune.trainer.config import RunIdentity
 from kubetune.trainer.progress import KubernetesReporter
 
 KUBECTL = "/usr/bin/kubectl"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multinode.yaml"
 EXIT_CODE = "sim.kubetune.io/exit-code"
+
+
+def example_run(name: str, **spec: object) -> dict:
+    """examples/multinode.yaml under another name, with spec fields replaced."""
+    manifest = yaml.safe_load(EXAMPLE.read_text())
+    manifest["metadata"]["name"] = name
+    manifest["spec"].update(spec)
+    return manifest
 
 
 class RunDriver:

@@ -5,20 +5,12 @@ from pathlib import Path
 
 import mlflow
 import pytest
-import yaml
 
+from helpers.operator_driver import example_run
 from kubetune.api.progress import CheckpointRef, TrainerReport
 
 pytestmark = pytest.mark.cluster
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multinode.yaml"
-
-
-def example_run(name: str, **spec: object) -> dict:
-    manifest = yaml.safe_load(EXAMPLE.read_text())
-    manifest["metadata"]["name"] = name
-    manifest["spec"].update(spec)
-    return manifest
 
 
 def report(**fields: object) -> TrainerReport:
