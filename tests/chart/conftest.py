@@ -3,8 +3,7 @@
 helm        (session) the helm binary ($HELM, else .cluster/bin/helm); skips with instructions when missing
 render      (function) render(*values_files, set={...}) -> the objects `helm template` renders;
             raises helpers.helm.HelmError carrying helm's message when rendering fails
-kubeconfig  (session) the test cluster (helpers.cluster), for the `cluster` tests
-kube_api    (session) a kubernetes ApiClient for it
+kubeconfig, kube_api, kubectl and namespace (for the `cluster` tests) come from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import cluster
 from helpers.helm import CHART, RELEASE, RELEASE_NAMESPACE, helm_binary, run_helm
 
 
@@ -40,21 +38,3 @@ def render(helm):
         return [doc for doc in yaml.safe_load_all(run_helm(helm, *args)) if doc]
 
     return _render
-
-
-@pytest.fixture(scope="session")
-def kubeconfig():
-    path = cluster.ensure_cluster()
-    try:
-        yield path
-    finally:
-        cluster.release_cluster()
-
-
-@pytest.fixture(scope="session")
-def kube_api(kubeconfig):
-    client = cluster.api_client(kubeconfig)
-    try:
-        yield client
-    finally:
-        client.close()

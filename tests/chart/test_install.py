@@ -25,14 +25,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers.cluster import REPO_ROOT
+from helpers.cluster import REPO_ROOT, kubectl, kubectl_binary, prebound_volume
 from helpers.helm import CHART, VALUES_DIR, run_helm
 from helpers.mlflow_server import running_mlflow_server
 from kubetune.api.progress import CheckpointRef, TrainerReport
 
 pytestmark = [pytest.mark.cluster, pytest.mark.mlflow]
 
-KUBECTL = os.environ.get("KUBECTL", "/usr/bin/kubectl")
 
 
 @dataclass
@@ -44,36 +43,13 @@ class Release:
     notes: str
 
 
-def kubectl(kubeconfig: str, *args: str, input: str | None = None) -> str:
-    result = subprocess.run([KUBECTL, "--kubeconfig", kubeconfig, *args], input=input, capture_output=True, text=True)
-    assert result.returncode == 0, f"kubectl {' '.join(args)} failed: {result.stderr}"
-    return result.stdout
-
-
-def checkpoint_volume(namespace: str, claim: str) -> dict:
-    """The test cluster has no provisioner: a volume pre-bound to the claim the operator creates."""
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": f"{namespace}-checkpoints", "labels": {"kubetune.io/test": "true"}},
-        "spec": {
-            "capacity": {"storage": "1Ti"},
-            "accessModes": ["ReadWriteMany"],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": "",
-            "hostPath": {"path": f"/tmp/kubetune-test/{namespace}"},
-            "claimRef": {"namespace": namespace, "name": claim},
-        },
-    }
-
-
 @pytest.fixture(scope="module")
 def release(helm, kubeconfig):
     suffix = uuid.uuid4().hex[:6]
     rel = Release(f"kt-{suffix}", f"kt-chart-{suffix}", f"kt-runs-{suffix}", f"kt-{suffix}-kubetune", "")
     kubectl(kubeconfig, "create", "namespace", rel.run_namespace)
     kubectl(kubeconfig, "label", "namespace", rel.run_namespace, "kubetune.io/test=true")
-    kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(checkpoint_volume(rel.run_namespace, "kubetune-checkpoints")))
+    kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(prebound_volume(rel.run_namespace, "kubetune-checkpoints")))
     output = run_helm(
         helm, "install", rel.name, str(CHART), "--namespace", rel.namespace, "--create-namespace",
         "--values", str(VALUES_DIR / "pools.yaml"),
@@ -86,13 +62,13 @@ def release(helm, kubeconfig):
     try:
         yield rel
     finally:
-        subprocess.run([KUBECTL, "--kubeconfig", kubeconfig, "delete", "pv", f"{rel.run_namespace}-checkpoints", "--wait=false"],
+        subprocess.run([kubectl_binary(), "--kubeconfig", kubeconfig, "delete", "pv", f"{rel.run_namespace}-kubetune-checkpoints", "--wait=false"],
                        capture_output=True)
         try:
             run_helm(helm, "uninstall", rel.name, "--namespace", rel.namespace, "--wait", kubeconfig=kubeconfig)
         finally:
             for ns in (rel.run_namespace, rel.namespace):
-                subprocess.run([KUBECTL, "--kubeconfig", kubeconfig, "delete", "namespace", ns, "--wait=false"],
+                subprocess.run([kubectl_binary(), "--kubeconfig", kubeconfig, "delete", "namespace", ns, "--wait=false"],
                                capture_output=True)
 
 
@@ -145,7 +121,7 @@ def test_install_shows_what_to_apply_next(release):
 def test_service_account_is_denied_what_the_operator_does_not_use(kubeconfig, release):
     def can_i(*args: str) -> str:
         result = subprocess.run(
-            [KUBECTL, "--kubeconfig", kubeconfig, "auth", "can-i", *args,
+            [kubectl_binary(), "--kubeconfig", kubeconfig, "auth", "can-i", *args,
              f"--as=system:serviceaccount:{release.namespace}:{release.service_account}"],
             capture_output=True, text=True,
         )

@@ -60,6 +60,9 @@ __all__ = [
     "release_cluster",
     "api_client",
     "has_simulated_pools",
+    "kubectl",
+    "kubectl_binary",
+    "prebound_volume",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -218,3 +221,39 @@ def has_simulated_pools(client) -> bool:
     return any(
         (n.metadata.annotations or {}).get("kwok.x-k8s.io/node") == "fake" for n in nodes
     )
+
+
+def kubectl_binary() -> str:
+    """$KUBECTL, else the kubectl built with the control plane, else the one on PATH."""
+    local = CLUSTER_DIR / "bin" / "kubectl"
+    binary = os.environ.get("KUBECTL") or (str(local) if os.access(local, os.X_OK) else shutil.which("kubectl"))
+    if not binary:
+        pytest.skip("kubectl is missing: run `make cluster-bins` (builds .cluster/bin/kubectl) or set KUBECTL=")
+    return binary
+
+
+def kubectl(kubeconfig: str, *args: str, input: str | None = None, timeout: float = 120) -> str:
+    """Run kubectl against the test cluster; a failure fails the test with kubectl's message."""
+    result = subprocess.run(
+        [kubectl_binary(), "--kubeconfig", kubeconfig, *args], input=input, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def prebound_volume(namespace: str, claim: str) -> dict:
+    """The test cluster has no volume provisioner: a PersistentVolume pre-bound to `claim` in `namespace`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"{namespace}-{claim}", "labels": {"kubetune.io/test": "true"}},
+        "spec": {
+            "capacity": {"storage": "1Ti"},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "hostPath": {"path": f"/tmp/kubetune-test/{namespace}"},
+            "claimRef": {"namespace": namespace, "name": claim},
+        },
+    }

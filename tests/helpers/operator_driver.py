@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,14 +11,14 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 
+from helpers import cluster
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.api.progress import TrainerReport
 from kubetune.trainer.config import RunIdentity
 from kubetune.trainer.progress import KubernetesReporter
 
-KUBECTL = "/usr/bin/kubectl"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multinode.yaml"
-EXIT_CODE = "sim.kubetune.io/exit-code"
+EXIT_CODE = cluster.POD_EXIT_CODE_ANNOTATION
 
 
 def example_run(name: str, **spec: object) -> dict:
@@ -38,14 +37,7 @@ class RunDriver:
         self.batch = k8s.BatchV1Api(api)
 
     def kubectl(self, *args: str, input: str | None = None) -> str:
-        result = subprocess.run(
-            [KUBECTL, "--kubeconfig", self.kubeconfig, "-n", self.namespace, *args],
-            input=input,
-            capture_output=True,
-            text=True,
-        )
-        assert result.returncode == 0, f"kubectl {' '.join(args)} failed: {result.stderr}"
-        return result.stdout
+        return cluster.kubectl(self.kubeconfig, "-n", self.namespace, *args, input=input)
 
     def apply(self, manifest: dict[str, Any]) -> str:
         self.kubectl("apply", "-f", "-", input=json.dumps(manifest))  # JSON: no YAML 1.1/1.2 number surprises

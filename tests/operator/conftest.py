@@ -1,7 +1,7 @@
 """Fixtures for the operator on the real test control plane (kwok GPU pools) with a real MLflow server.
 
-kubeconfig, kube_api   (session) the test cluster (helpers.cluster), with the FineTuneRun CRD applied
-namespace              (function) a fresh namespace with a pre-bound volume for the checkpoint claim
+kube_api               (session) the shared client (tests/conftest.py), with the FineTuneRun CRD applied
+namespace              (function) the shared fresh namespace plus a pre-bound volume for the checkpoint claim
 mlflow_uri             (session) a real MLflow tracking server (helpers.mlflow_server)
 operator_config        (session) examples/operator-config.yaml with short intervals and the test MLflow
 operator               (function) `kubetune operator --standalone --namespace NS` as a subprocess
@@ -14,8 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -25,35 +23,14 @@ from helpers import cluster
 from helpers.mlflow_server import running_mlflow_server
 
 REPO = Path(__file__).resolve().parents[2]
-KUBECTL = "/usr/bin/kubectl"
 
 
 @pytest.fixture(scope="session")
-def kubeconfig():
-    path = cluster.ensure_cluster()
-    try:
-        _kubectl(path, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-        _kubectl(path, "wait", "--for=condition=Established", "crd/finetuneruns.kubetune.io")
-        yield path
-    finally:
-        cluster.release_cluster()
-
-
-def _kubectl(kubeconfig: str, *args: str) -> None:
-    result = subprocess.run([KUBECTL, "--kubeconfig", kubeconfig, *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"kubectl {' '.join(args)} failed: {result.stderr}", pytrace=False)
-
-
-@pytest.fixture(scope="session")
-def kube_api(kubeconfig):
-    client = cluster.api_client(kubeconfig)
-    if not cluster.has_simulated_pools(client):
+def kube_api(kube_api, crd_installed):
+    """The shared client, once the CRD is installed and the simulated GPU pools are there."""
+    if not cluster.has_simulated_pools(kube_api):
         pytest.skip("the cluster has no simulated GPU pools (hack/kwok/nodes.yaml)")
-    try:
-        yield client
-    finally:
-        client.close()
+    return kube_api
 
 
 @pytest.fixture(scope="session")
@@ -77,41 +54,21 @@ def operator_config(tmp_path_factory, mlflow_uri) -> Path:
 
 
 @pytest.fixture
-def namespace(kube_api, request):
+def namespace(namespace, kube_api):
+    """The shared fresh namespace plus a volume pre-bound to its checkpoint claim."""
     from kubernetes import client as k8s
 
     core = k8s.CoreV1Api(kube_api)
-    base = "".join(ch for ch in request.node.name.lower().replace("_", "-") if ch.isalnum() or ch == "-")
-    name = f"kto-{base[:40].strip('-')}-{uuid.uuid4().hex[:5]}"
-    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels={"kubetune.io/test": "true"})))
-    volume = _checkpoint_volume(name)
+    volume = cluster.prebound_volume(namespace, "kubetune-checkpoints")
     core.create_persistent_volume(volume)
     try:
-        yield name
+        yield namespace
     finally:
-        core.delete_namespace(name, propagation_policy="Background")
         try:
             core.delete_persistent_volume(volume["metadata"]["name"])
         except k8s.ApiException as error:
             if error.status != 404:
                 raise
-
-
-def _checkpoint_volume(namespace: str) -> dict:
-    """The test cluster has no provisioner: a volume pre-bound to the namespace's checkpoint claim."""
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": f"{namespace}-checkpoints", "labels": {"kubetune.io/test": "true"}},
-        "spec": {
-            "capacity": {"storage": "1Ti"},
-            "accessModes": ["ReadWriteMany"],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": "",
-            "hostPath": {"path": f"/tmp/kubetune-test/{namespace}"},
-            "claimRef": {"namespace": namespace, "name": "kubetune-checkpoints"},
-        },
-    }
 
 
 class OperatorProcess:
