@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from kubetune.api.progress import TrainerReport, TrainerStage
+from kubetune.api.progress import TrainerReport, TrainerStage, train_update_message
 from kubetune.api.status import MAX_EVENTS, FineTuneRunStatus, Metrics, MlflowRef, Progress, RunEvent
 
 # The trainer's stages in order, and the history entry each one makes once (TRAINING makes TRAIN_UPDATED
@@ -95,15 +95,8 @@ def build_progress(report: TrainerReport, started: datetime | None) -> Progress:
 
 
 def train_updated_message(report: TrainerReport, progress: Progress) -> str:
-    """Databricks' form: `[epoch=1/3][batch=50/56][ETA=5min] Train loss: 1.71`."""
-    parts = []
-    if report.epoch is not None:
-        parts.append(f"[epoch={report.epoch}/{report.total_epochs or '?'}]")
-    parts.append(f"[batch={report.step}/{report.total_steps or '?'}]")
-    if progress.eta is not None:
-        parts.append(f"[ETA={max(0, round((progress.eta - report.updated_at).total_seconds() / 60))}min]")
-    loss = f" Train loss: {report.train_loss:.4g}" if report.train_loss is not None else ""
-    return "".join(parts) + loss
+    eta_seconds = (progress.eta - report.updated_at).total_seconds() if progress.eta is not None else None
+    return train_update_message(report, eta_seconds)
 
 
 def fold_report(status: FineTuneRunStatus, report: TrainerReport, now: datetime) -> FineTuneRunStatus:

@@ -48,3 +48,22 @@ class TrainerReport(_CamelModel):
     mlflow_run_id: str | None = None
     export_uri: str | None = Field(None, description="The final Hugging Face export (an MLflow artifact URI or path).")
     message: str | None = None
+
+
+def train_update_message(report: TrainerReport, eta_seconds: float | None) -> str:
+    """A report as Databricks' TRAIN_UPDATED event reads: `[epoch=1/3][batch=50/56][ETA=5min] Train loss: 1.71`.
+
+    One wording for the cluster (the operator's status.events) and local mode (printed events).
+    """
+    parts = []
+    if report.epoch is not None:
+        parts.append(f"[epoch={report.epoch}/{report.total_epochs or '?'}]")
+    parts.append(f"[batch={report.step}/{report.total_steps or '?'}]")
+    if eta_seconds is not None:
+        parts.append(f"[ETA={max(0, round(eta_seconds / 60))}min]")
+    text = "".join(parts)
+    if report.train_loss is not None:
+        text += f" Train loss: {report.train_loss:.4g}"
+    if report.eval_loss is not None:
+        text += f", eval loss: {report.eval_loss:.4g}"
+    return text

@@ -5,32 +5,12 @@ import time
 from datetime import datetime
 from typing import TextIO
 
-from kubetune.api.progress import TrainerReport, TrainerStage
+from kubetune.api.progress import TrainerReport, TrainerStage, train_update_message
 
 # Trainer stages in the order a run passes them; some become events of the same name.
 STAGE_ORDER = [TrainerStage.DATA_VALIDATED, TrainerStage.MODEL_INITIALIZED, TrainerStage.TRAINING, TrainerStage.TRAIN_FINISHED]
 STAGE_EVENTS = {TrainerStage.DATA_VALIDATED, TrainerStage.MODEL_INITIALIZED, TrainerStage.TRAIN_FINISHED}
 UPDATES_PER_RUN = 10  # TRAIN_UPDATED events per run, besides one per checkpoint
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 90:
-        return f"{max(0, round(seconds))}s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)}min"
-    return f"{seconds / 3600:.1f}h"
-
-
-def train_update_message(report: TrainerReport, eta_seconds: float | None) -> str:
-    """`[epoch=1/3][batch=50/56][ETA=5min] Train loss: 1.71` like Databricks' TRAIN_UPDATED events."""
-    loss = f"{report.train_loss:.2f}" if report.train_loss is not None else "?"
-    text = (
-        f"[epoch={report.epoch or 1}/{report.total_epochs or '?'}][batch={report.step}/{report.total_steps or '?'}]"
-        f"[ETA={format_eta(eta_seconds)}] Train loss: {loss}"
-    )
-    return text + (f", eval loss: {report.eval_loss:.2f}" if report.eval_loss is not None else "")
 
 
 class EventPrinter:
