@@ -197,9 +197,10 @@ def _read_report(path: Path) -> TrainerReport | None:
 def _register(run: LocalRun, uid: str, report: TrainerReport, printer: EventPrinter, register: Callable | None) -> LocalResult:
     from kubetune.registry import RUN_TAG, RUN_UID_TAG, RegistrationError, register_model
 
-    for noisy in ("alembic", "mlflow.store.db.utils"):  # schema migrations of a fresh SQLite store
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     name = run.spec.registered_model_name(run.name)
+    # A fresh SQLite store logs its schema migrations at INFO through alembic, which installs its own
+    # handlers on first use (so per-logger levels set beforehand are overwritten): mute INFO meanwhile.
+    logging.disable(logging.INFO)
     try:
         version = (register or register_model)(
             run.tracking_uri, name, report.export_uri, report.mlflow_run_id,
@@ -208,5 +209,7 @@ def _register(run: LocalRun, uid: str, report: TrainerReport, printer: EventPrin
     except RegistrationError as error:
         printer.event("FAILED", str(error))
         return LocalResult(False, report)
+    finally:
+        logging.disable(logging.NOTSET)
     printer.event("COMPLETED", f"registered {version.name} version {version.version}")
     return LocalResult(True, report, version.name, version.version)
