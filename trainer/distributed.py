@@ -46,6 +46,10 @@ def pick_device(options: TrainingOptions, env: DistributedEnv) -> torch.device:
     return torch.device("cuda", env.local_rank)
 
 
+def backend_for(device: torch.device) -> str:
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
 def init_process_group(env: DistributedEnv, device: torch.device) -> None:
     """NCCL on GPUs, gloo on CPU. Started by torchrun, so the rendezvous is already in the environment."""
     if dist.is_initialized():
@@ -53,9 +57,8 @@ def init_process_group(env: DistributedEnv, device: torch.device) -> None:
     if "MASTER_ADDR" not in os.environ:  # a plain `python -m kubetune.trainer`, without torchrun
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29500")
-    backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(
-        backend=backend,
+        backend=backend_for(device),
         rank=env.rank,
         world_size=env.world_size,
         timeout=PROCESS_GROUP_TIMEOUT,

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.mlflow_server import free_port
+from kubetune.api.spec import FineTuneRunSpec
+from kubetune.trainer.config import RunIdentity, TrainerConfig, TrainerPaths, TrainingOptions
 from kubetune.trainer.tiny_models import build_tokenizer, build_tiny_model
 
 FAMILIES = ("llama", "qwen2", "mistral")
@@ -83,3 +86,33 @@ def tiny_model_dir(tmp_path_factory):
         return save_tiny_model(family, root / f"tiny-{family}")
 
     return folder
+
+
+QUESTIONS = [(f"What is {a} plus {b}?", f"{a} plus {b} is {a + b}.") for a in range(3, 9) for b in (2, 5)]
+
+
+@pytest.fixture
+def single_process_group(monkeypatch):
+    """What torchrun would set for a one-process run."""
+    for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}.items():
+        monkeypatch.setenv(key, value)
+
+
+def _recipe_config(tmp_path, model_dir, name: str, **spec) -> TrainerConfig:
+    data = tmp_path / "train.jsonl"  # user/assistant only: Mistral's template has no system role
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}) + "\n" for q, a in QUESTIONS))
+    return TrainerConfig(
+        run=RunIdentity(namespace="tests", name=name, uid=name),
+        spec=FineTuneRunSpec.parse({
+            "model": str(model_dir), "trainDataPath": str(data), "registerTo": "main.tests",
+            "trainingDuration": "4ba", "contextLength": 96, "learningRate": "3e-3", "evalPrompts": ["What is 2 plus 2?"], **spec,
+        }),
+        paths=TrainerPaths(checkpoint_root=tmp_path / "checkpoints", output_root=tmp_path / "outputs"),
+        training=TrainingOptions(global_batch_size=2, device="cpu", eval_max_new_tokens=8),
+    )
+
+
+@pytest.fixture
+def recipe_config():
+    """recipe_config(tmp_path, model_dir, name, **spec) -> a TrainerConfig for a 4-batch CPU run on arithmetic chats."""
+    return _recipe_config
