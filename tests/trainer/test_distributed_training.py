@@ -147,3 +147,37 @@ def test_a_killed_run_resumes_from_its_latest_checkpoint_on_the_same_curve(singl
     for step in single:
         assert resumed[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
     assert json.loads(config.progress.path.read_text())["stage"] == "TRAIN_FINISHED"
+
+
+@pytest.mark.slow
+def test_four_processes_follow_the_single_process_loss_curve(single_run, tmp_path, tiny_model_dir, data_dir):
+    """Four ranks (one sequence each per step) on the same curve as one rank, for the reason given above."""
+    config_path = write_config(tmp_path, tiny_model_dir("llama"), data_dir, "four")
+    code = run_standalone(config_path, tmp_path / "four.log", nproc=4, timeout=600)
+    assert code == 0, tail(tmp_path / "four.log")
+    single, four = losses_by_step(single_run.metrics_file), losses_by_step(TrainerConfig.load(config_path).metrics_file)
+    assert sorted(four) == sorted(single)
+    for step in single:
+        assert four[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
+
+
+@pytest.mark.slow
+def test_a_run_killed_on_two_processes_resumes_on_one(single_run, tmp_path, tiny_model_dir, data_dir):
+    """A preempted two-GPU run that comes back on one: the sharded checkpoint is resharded on load, and the
+    data order does not depend on the number of ranks, so the curve continues as if nothing happened."""
+    config_path = write_config(tmp_path, tiny_model_dir("llama"), data_dir, "reshard")
+    config = TrainerConfig.load(config_path)
+    log_path = tmp_path / "two.log"
+    process = start(standalone_command(config_path, nproc=2), log_path)
+    latest = config.run_checkpoint_dir / "latest"
+    wait_for(lambda: latest.exists() and latest.read_text().strip().endswith("-ba5"), 300, process, log_path)
+    kill_group(process)
+    assert process.returncode == -signal.SIGKILL
+
+    code = run_standalone(config_path, tmp_path / "one.log", nproc=1, timeout=300)
+    assert code == 0, tail(tmp_path / "one.log")
+    assert "resumed from" in (tmp_path / "one.log").read_text()
+    single, resumed = losses_by_step(single_run.metrics_file), losses_by_step(config.metrics_file)
+    assert sorted(resumed) == sorted(single)
+    for step in single:
+        assert resumed[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
