@@ -99,18 +99,32 @@ def train_updated_message(report: TrainerReport, progress: Progress) -> str:
     return train_update_message(report, eta_seconds)
 
 
+def _steps_since(status: FineTuneRunStatus, report: TrainerReport) -> bool:
+    """Steps were done since the last folded report: a TRAIN_UPDATED entry.
+
+    TRAIN_FINISHED counts as well: the report of the last steps is often replaced by the
+    TRAIN_FINISHED one a moment later, before the operator reads it (as local mode does, a
+    final update then precedes TRAIN_FINISHED). Step 0 (training just started) is no update.
+    """
+    previous_step = status.progress.step if status.progress else None
+    in_training = report.stage in (TrainerStage.TRAINING, TrainerStage.TRAIN_FINISHED)
+    return in_training and report.step > 0 and report.step != previous_step
+
+
 def fold_report(status: FineTuneRunStatus, report: TrainerReport, now: datetime) -> FineTuneRunStatus:
     """The status with the report's news; a report from an earlier attempt or an unchanged step adds nothing."""
     if report.attempt != status.restarts:
         return status
     progress = build_progress(report, status.start_time)
     events = status.events
-    for stage_event in stage_events(TrainerStage(report.stage)):
+    implied = stage_events(TrainerStage(report.stage))
+    for stage_event in (e for e in implied if e != "TRAIN_FINISHED"):
         if not has_event(events, stage_event):
             events = add_event(events, stage_event, report.message or "", now)
-    previous_step = status.progress.step if status.progress else None
-    if report.stage == TrainerStage.TRAINING and report.step != previous_step:
+    if _steps_since(status, report):
         events = add_event(events, "TRAIN_UPDATED", train_updated_message(report, progress), now)
+    if "TRAIN_FINISHED" in implied and not has_event(events, "TRAIN_FINISHED"):
+        events = add_event(events, "TRAIN_FINISHED", report.message or "", now)
     mlflow = (status.mlflow or MlflowRef()).model_copy(
         update={
             k: v

@@ -47,12 +47,20 @@ class FileReporter:
 
 
 class KubernetesReporter:
-    """Merge-patches `status.report` of the trainer's own FineTuneRun through the status subresource."""
+    """Merge-patches `status.report` of the trainer's own FineTuneRun through the status subresource.
+
+    Credentials: the pod's ServiceAccount token (in-cluster config). Outside a pod, the
+    kubeconfig that kubectl would use ($KUBECONFIG, else ~/.kube/config) — e.g. one holding a
+    token of the run's trainer ServiceAccount, which the end-to-end test uses.
+    """
 
     def __init__(self, run: RunIdentity):
         from kubernetes import client, config  # lazy: local mode never needs the client
 
-        config.load_incluster_config()
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
         self.api = client.CustomObjectsApi()
         self.run = run
 

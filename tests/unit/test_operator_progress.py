@@ -59,3 +59,24 @@ def test_events_history_is_bounded():
 def test_a_later_stage_implies_the_history_of_the_earlier_ones():
     status = fold_report(FineTuneRunStatus(), make_report(stage="TRAINING", step=5), NOW)
     assert [e.type for e in status.events] == ["DATA_VALIDATED", "MODEL_INITIALIZED", "TRAIN_UPDATED"]
+
+
+def test_training_that_just_started_is_no_update():
+    initialized = fold_report(FineTuneRunStatus(), make_report(stage="MODEL_INITIALIZED", step=0), NOW)
+    started = fold_report(initialized, make_report(stage="TRAINING", step=0), NOW)
+    unseen_start = fold_report(FineTuneRunStatus(), make_report(stage="TRAINING", step=0), NOW)
+    assert "TRAIN_UPDATED" not in [e.type for e in started.events + unseen_start.events]
+
+
+def test_the_last_steps_are_an_update_when_only_the_finished_report_was_seen():
+    training = fold_report(FineTuneRunStatus(), make_report(step=2, totalSteps=4), NOW)
+    finished = fold_report(training, make_report(stage="TRAIN_FINISHED", step=4, totalSteps=4, trainLoss=1.5), NOW)
+    assert [e.type for e in finished.events] == ["DATA_VALIDATED", "MODEL_INITIALIZED", "TRAIN_UPDATED", "TRAIN_UPDATED", "TRAIN_FINISHED"]
+    assert finished.events[-2].message.startswith("[epoch=1/2][batch=4/4]")
+
+
+def test_a_finished_report_after_its_last_step_adds_no_update():
+    last_step = fold_report(FineTuneRunStatus(), make_report(step=4, totalSteps=4), NOW)
+    finished = fold_report(last_step, make_report(stage="TRAIN_FINISHED", step=4, totalSteps=4), NOW)
+    again = fold_report(finished, make_report(stage="TRAIN_FINISHED", step=4, totalSteps=4), NOW)
+    assert [e.type for e in again.events] == ["DATA_VALIDATED", "MODEL_INITIALIZED", "TRAIN_UPDATED", "TRAIN_FINISHED"]
