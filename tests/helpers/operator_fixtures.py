@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from helpers import cluster
-from helpers.mlflow_server import running_mlflow_server
+from helpers.mlflow_server import free_port, running_mlflow_server
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,6 +79,8 @@ class OperatorProcess:
     """The real `kubetune operator` command; start, kill (a crash) and start again."""
 
     def __init__(self, kubeconfig: str, config: Path, namespace: str, log_dir: Path):
+        # The same liveness endpoint the chart's probes call, on a free loopback port.
+        self.liveness_url = f"http://127.0.0.1:{free_port()}/healthz"
         self.command = [
             str(Path(sys.executable).with_name("kubetune")),
             "operator",
@@ -87,6 +89,8 @@ class OperatorProcess:
             "--standalone",
             "--namespace",
             namespace,
+            "--liveness",
+            self.liveness_url,
         ]
         self.env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONSAFEPATH": "1"}
         self.log_dir = log_dir

@@ -81,3 +81,21 @@ def test_apply_to_registered_model(runs, mlflow_uri, tmp_path):
 
     children = {(j.metadata.name, j.metadata.owner_references[0].name) for j in runs.jobs(name)}
     assert children == {("chat-validate", "chat"), ("chat-train-0", "chat")}
+
+
+def test_liveness_endpoint_answers_for_the_chart_probes(operator):
+    """The chart's Deployment probes `--liveness http://0.0.0.0:8080/healthz`: the real operator must answer."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(operator.liveness_url, timeout=2) as response:
+                assert response.status == 200
+                return
+        except OSError:
+            assert operator.process.poll() is None, operator.logs()[-3000:]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no answer from {operator.liveness_url} in 30s:\n{operator.logs()[-3000:]}")
+            time.sleep(0.5)
