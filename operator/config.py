@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from kubetune.api.spec import DNS_LABEL_PATTERN, problems_from
+from kubetune.api.spec import DEFAULT_EXPERIMENT_ROOT, DNS_LABEL_PATTERN, problems_from
 
 
 class _Config(BaseModel):
@@ -77,7 +77,7 @@ class Defaults(_Config):
     pool: str = Field(..., pattern=DNS_LABEL_PATTERN)
     validation_pool: str | None = Field(None, description="Pool for the data-validation step; default: `pool`.")
     max_restarts: int = Field(3, ge=0, description="Retry budget: training attempts after the first.")
-    experiment_root: str = "/Users"
+    experiment_root: str = DEFAULT_EXPERIMENT_ROOT
 
 
 class Reconcile(_Config):

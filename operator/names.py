@@ -19,7 +19,6 @@ VALIDATOR = "validator"
 RENDEZVOUS_PORT = 29400
 TRAINER_CONFIG_DIR = "/etc/kubetune"
 TRAINER_CONFIG_FILE = "trainer.yaml"
-DATA_MOUNT_ROOT = "/mnt/data"
 
 
 def validation_job(run: str) -> str:

@@ -10,6 +10,7 @@ where the last one stopped. Phases:
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from kubetune.api.errors import SpecError
@@ -22,13 +23,14 @@ from kubetune.operator import names
 from kubetune.operator.builders.access import build_role, build_role_binding, build_service_account
 from kubetune.operator.builders.common import Manifest, RunRef
 from kubetune.operator.builders.storage import build_checkpoint_claim
-from kubetune.operator.builders.trainer_config import build_trainer_config, build_trainer_config_map, run_checkpoint_dir
+from kubetune.operator.builders.trainer_config import build_trainer_config, build_trainer_config_map
 from kubetune.operator.builders.training import build_training_job, build_workers_service, queue_name
 from kubetune.operator.builders.validation import build_validation_job
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.observe import JobView
 from kubetune.operator.placement import Placement, resolve_placement
 from kubetune.operator.progress import add_event, fold_report, has_event
+from kubetune.trainer.config import run_checkpoint_dir
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,7 @@ def fail(status: FineTuneRunStatus, reason: str, message: str, now: datetime) ->
 
 
 def _cancel(status: FineTuneRunStatus, config: OperatorConfig, run: RunRef, now: datetime) -> FineTuneRunStatus:
-    kept = run_checkpoint_dir(config.checkpoints.mount_path, run.name)
+    kept = run_checkpoint_dir(Path(config.checkpoints.mount_path), run.name)
     message = f"cancelled (spec.suspend); checkpoints kept in claim {config.checkpoints.claim_name} at {kept}"
     status = _set(status, c.CANCELLED, True, c.CANCELLED_BY_USER, message, now)
     status = _enter(status, Phase.CANCELLED, message)

@@ -25,6 +25,7 @@ import torch
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict, set_model_state_dict, set_state_dict
 
+from kubetune.trainer.config import run_checkpoint_dir
 from kubetune.trainer.distributed import DistributedEnv, barrier
 
 COMPLETE_MARKER = "COMPLETE"
@@ -139,7 +140,7 @@ def resolve_custom_weights(value: str, checkpoint_root: Path, pvc_mount_root: Pa
     """
     candidates = [_local_path(value, pvc_mount_root)]
     if "/" not in value:
-        candidates.append(Path(checkpoint_root) / value / "checkpoints")
+        candidates.append(run_checkpoint_dir(checkpoint_root, value))
     for candidate in candidates:
         resolved = _checkpoint_at(candidate)
         if resolved is not None:

@@ -11,8 +11,14 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kubetune.api.data_paths import PVC_MOUNT_ROOT
 from kubetune.api.spec import FineTuneRunSpec
 
+
+
+def run_checkpoint_dir(checkpoint_root: Path, run_name: str) -> Path:
+    """The layout of the checkpoint volume, shared with the operator: <root>/<run>/checkpoints/ep{E}-ba{B}."""
+    return Path(checkpoint_root) / run_name / "checkpoints"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,7 +39,7 @@ class TrainerPaths(_Strict):
         ..., description="Holds every run's checkpoints: <root>/<run name>/checkpoints/ep{E}-ba{B}, …/latest."
     )
     output_root: Path = Field(..., description="Holds every run's outputs: <root>/<run name>/export, metrics.jsonl.")
-    pvc_mount_root: Path = Field(Path("/mnt/data"), description="pvc://CLAIM/path is read at <root>/CLAIM/path.")
+    pvc_mount_root: Path = Field(Path(PVC_MOUNT_ROOT), description="pvc://CLAIM/path is read at <root>/CLAIM/path.")
     dataset_root: Path | None = Field(None, description="Where relative local data paths are resolved.")
     model_cache: Path | None = Field(None, description="Hugging Face cache for hub model ids.")
 
@@ -85,7 +91,7 @@ class TrainerConfig(_Strict):
 
     @property
     def run_checkpoint_dir(self) -> Path:
-        return self.paths.checkpoint_root / self.run.name / "checkpoints"
+        return run_checkpoint_dir(self.paths.checkpoint_root, self.run.name)
 
     @property
     def run_output_dir(self) -> Path:
@@ -100,7 +106,7 @@ class TrainerConfig(_Strict):
         return self.run_output_dir / "metrics.jsonl"
 
     def experiment_path(self) -> str:
-        return self.spec.experiment_path or f"/Users/{self.run.namespace}/{self.run.name}"
+        return self.spec.resolved_experiment_path(self.run.namespace, self.run.name)
 
     def dump(self) -> str:
         return self.model_dump_json(indent=2, by_alias=False)

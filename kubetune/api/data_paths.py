@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+# Where the operator mounts claim CLAIM (read-only) and the trainer reads pvc://CLAIM/path: ROOT/CLAIM/path.
+PVC_MOUNT_ROOT = "/mnt/data"
+
 OBJECT_STORE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "az", "hf", "http", "https", "memory")
 _PVC = re.compile(r"^pvc://(?P<claim>[a-z0-9]([-a-z0-9]*[a-z0-9])?)(?P<path>/.*)?$")
 _HF_DATASET = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)/(?P<split>[A-Za-z_][\w.\[\]:%+-]*)$")

@@ -16,6 +16,7 @@ from kubetune.api.data_paths import parse_data_path
 from kubetune.api.duration import DURATION_PATTERN, DURATION_RULE, TrainingDuration
 from kubetune.api.errors import SpecError, SpecProblem
 
+DEFAULT_EXPERIMENT_ROOT = "/Users"
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 REGISTER_TO_PATTERN = rf"^{IDENTIFIER}\.{IDENTIFIER}(\.{IDENTIFIER})?$"
 REGISTER_TO_RULE = (
@@ -190,6 +191,10 @@ class FineTuneRunSpec(_CamelModel):
         info = self.model_info
         maximum = info.max_context_length if info else (model_max or supported_models.DEFAULT_CONTEXT_CAP)
         return min(supported_models.DEFAULT_CONTEXT_CAP, maximum)
+
+    def resolved_experiment_path(self, namespace: str, run_name: str, root: str = DEFAULT_EXPERIMENT_ROOT) -> str:
+        """experimentPath, else <root>/<namespace>/<run name> (Databricks' /Users/<user>/<run> shape)."""
+        return self.experiment_path or f"{root.rstrip('/')}/{namespace}/{run_name}"
 
     def registered_model_name(self, run_name: str) -> str:
         """The full three-part name; a two-part registerTo takes the run's name (made a valid identifier)."""

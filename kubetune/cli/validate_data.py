@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubetune.api.data_paths import PVC_MOUNT_ROOT
 from kubetune.api.spec import TaskType
 
 EXIT_INVALID_DATA = 1
@@ -39,7 +40,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--tokenizer", type=Path, help="a local tokenizer or model folder")
     parser.add_argument(
-        "--pvc-mount-root", type=Path, default=Path("/mnt/data"), help="where pvc://CLAIM is mounted as ROOT/CLAIM"
+        "--pvc-mount-root", type=Path, default=Path(PVC_MOUNT_ROOT), help="where pvc://CLAIM is mounted as ROOT/CLAIM"
     )
     parser.add_argument("--dataset-root", type=Path, help="an offline Hugging Face dataset mirror: ROOT/org/name")
     parser.set_defaults(func=run)

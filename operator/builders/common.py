@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubetune.api import API_VERSION, KIND
-from kubetune.api.data_paths import parse_data_path
+from kubetune.api.data_paths import PVC_MOUNT_ROOT, parse_data_path
 from kubetune.operator import names
 from kubetune.operator.config import OperatorConfig
 
@@ -89,7 +89,7 @@ def data_volumes(claims: list[str]) -> tuple[list[Manifest], list[Manifest]]:
         for i, claim in enumerate(claims)
     ]
     mounts = [
-        {"name": f"data-{i}", "mountPath": f"{names.DATA_MOUNT_ROOT}/{claim}", "readOnly": True}
+        {"name": f"data-{i}", "mountPath": f"{PVC_MOUNT_ROOT}/{claim}", "readOnly": True}
         for i, claim in enumerate(claims)
     ]
     return volumes, mounts

@@ -3,29 +3,25 @@
 import re
 from pathlib import Path
 
+from kubetune.api.data_paths import PVC_MOUNT_ROOT
 from kubetune.api.spec import DNS_LABEL_PATTERN, FineTuneRunSpec
 from kubetune.operator import names
 from kubetune.operator.builders.common import Manifest, RunRef, metadata
 from kubetune.operator.config import OperatorConfig
-from kubetune.trainer.config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths
+from kubetune.trainer.config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths, run_checkpoint_dir
 
 _RUN_NAME = re.compile(DNS_LABEL_PATTERN)
-
-
-def run_checkpoint_dir(mount_path: str, run: str) -> str:
-    """Where a run's checkpoints live on the checkpoint volume (the trainer's layout)."""
-    return f"{mount_path.rstrip('/')}/{run}/checkpoints"
 
 
 def resolve_custom_weights(path: str | None, mount_path: str) -> str | None:
     """A bare run name (no '/', no scheme) means that earlier run's latest checkpoint."""
     if path and _RUN_NAME.match(path):
-        return f"{run_checkpoint_dir(mount_path, path)}/latest"
+        return str(run_checkpoint_dir(Path(mount_path), path) / "latest")
     return path
 
 
 def experiment_path(spec: FineTuneRunSpec, run: RunRef, config: OperatorConfig) -> str:
-    return spec.experiment_path or f"{config.defaults.experiment_root.rstrip('/')}/{run.namespace}/{run.name}"
+    return spec.resolved_experiment_path(run.namespace, run.name, config.defaults.experiment_root)
 
 
 def build_trainer_config(run: RunRef, spec: FineTuneRunSpec, config: OperatorConfig, attempt: int) -> TrainerConfig:
@@ -42,7 +38,7 @@ def build_trainer_config(run: RunRef, spec: FineTuneRunSpec, config: OperatorCon
         paths=TrainerPaths(
             checkpoint_root=Path(mount),
             output_root=Path(mount),
-            pvc_mount_root=Path(names.DATA_MOUNT_ROOT),
+            pvc_mount_root=Path(PVC_MOUNT_ROOT),
         ),
         mlflow_tracking_uri=config.mlflow.tracking_uri,
         progress=ProgressTarget(kind="kubernetes"),

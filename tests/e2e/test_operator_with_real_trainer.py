@@ -11,7 +11,6 @@ export the trainer logged to MLflow.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubetune.api.data_paths import parse_data_path
+from kubetune.api.data_paths import PVC_MOUNT_ROOT, parse_data_path
 from kubetune.api.spec import TaskType
 
 from .formatting import tokenize_examples
@@ -18,7 +18,7 @@ class DataConfig:
     path: str  # any trainDataPath form (see kubetune.api.data_paths)
     task_type: TaskType
     context_length: int
-    pvc_mount_root: Path = Path("/mnt/data")  # where the operator mounts claim CLAIM: ROOT/CLAIM
+    pvc_mount_root: Path = Path(PVC_MOUNT_ROOT)  # where the operator mounts claim CLAIM: ROOT/CLAIM
     dataset_root: Path | None = None  # an offline mirror of the Hugging Face hub: ROOT/org/name
     accepts_system_role: bool = True  # from the model's ModelInfo (Mistral: False)
     hf_cache_dir: Path | None = None  # where `datasets` caches what it loads; its own default when None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import fsspec
 
-from kubetune.api.data_paths import DataLocation
+from kubetune.api.data_paths import PVC_MOUNT_ROOT, DataLocation
 from kubetune.api.spec import TaskType
 
 from .records import Origin, RawRecord
@@ -27,7 +27,7 @@ def read_records(
     location: DataLocation,
     task_type: TaskType,
     *,
-    pvc_mount_root: Path = Path("/mnt/data"),
+    pvc_mount_root: Path = Path(PVC_MOUNT_ROOT),
     dataset_root: Path | None = None,
     hf_cache_dir: Path | None = None,
 ) -> Iterator[RawRecord]:
