@@ -12,8 +12,6 @@ from kubetune.api.spec import FineTuneRunSpec
 from kubetune.trainer.config import RunIdentity, TrainerConfig, TrainerPaths, TrainingOptions
 from kubetune.trainer.tiny_models import build_tokenizer, build_tiny_model
 
-FAMILIES = ("llama", "qwen2", "mistral")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -55,14 +53,6 @@ def write_jsonl(tmp_path):
         return path
 
     return write
-
-
-def chat(*turns: str, system: str | None = None) -> dict:
-    """chat("hi", "hello", ...) -> a valid chat record alternating user/assistant."""
-    messages = [{"role": "system", "content": system}] if system else []
-    roles = ("user", "assistant")
-    messages += [{"role": roles[i % 2], "content": text} for i, text in enumerate(turns)]
-    return {"messages": messages}
 
 
 @pytest.fixture(scope="session")

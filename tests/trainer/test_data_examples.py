@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
+from helpers.cluster import REPO_ROOT
 
 from kubetune.api.spec import TaskType
 from kubetune.trainer.data import DataConfig, load_and_validate

@@ -1,7 +1,7 @@
 """Tokenization with each family's real chat template; labels only where the model should learn."""
 
 import pytest
-from conftest import FAMILIES, chat
+from helpers.data import FAMILIES, chat
 
 from kubetune.api.spec import TaskType
 from kubetune.trainer.data import (

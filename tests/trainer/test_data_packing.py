@@ -4,7 +4,7 @@ import random
 
 import pytest
 import torch
-from conftest import FAMILIES, chat
+from helpers.data import FAMILIES, chat
 
 from kubetune.api.spec import TaskType
 from kubetune.trainer.data import (

@@ -4,7 +4,7 @@ import json
 
 import fsspec
 import pytest
-from conftest import chat
+from helpers.data import chat
 
 from kubetune.api.data_paths import parse_data_path
 from kubetune.api.spec import TaskType

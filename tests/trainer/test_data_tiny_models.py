@@ -7,7 +7,8 @@ import sys
 
 import pytest
 import torch
-from conftest import FAMILIES, REPO_ROOT
+from helpers.cluster import REPO_ROOT
+from helpers.data import FAMILIES
 from safetensors.torch import load_file
 
 from kubetune.trainer.tiny_models import build_tiny_model, build_tokenizer

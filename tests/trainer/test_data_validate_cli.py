@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT, chat
+from helpers.cluster import REPO_ROOT
+from helpers.data import chat
 
 from kubetune.cli.main import main
 

@@ -1,7 +1,7 @@
 """The data rules: every broken record reported with its file, line and rule, all at once."""
 
 import pytest
-from conftest import chat
+from helpers.data import chat
 
 from kubetune.api.spec import TaskType
 from kubetune.trainer.data import MAX_REPORTED, DataConfig, DataValidationError, load_and_validate
