@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PYTHONSAFEPATH := 1
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: setup cluster-bins cluster-up cluster-down quickstart test test-slow test-unit crd clean
+.PHONY: setup cluster-bins cluster-up cluster-down quickstart test test-slow test-unit test-transformers-floor crd clean
 
 setup:
 	hack/setup-python.sh
@@ -27,7 +27,12 @@ quickstart: setup
 
 test: setup cluster-bins
 	$(BIN)/pip check
+	hack/transformers-floor.sh
 	$(PYTEST) -m "not slow"
+
+# The trainer's stack-dependent tests with transformers at the lowest supported release (part of `make test`).
+test-transformers-floor: setup
+	hack/transformers-floor.sh
 
 test-slow: setup cluster-bins
 	$(PYTEST) -m slow

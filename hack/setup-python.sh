@@ -4,6 +4,8 @@
 # Re-runs only when pyproject.toml, setup.py or constraints.txt change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The repo root holds a folder named operator/: keep Python from putting the working directory on sys.path.
+export PYTHONSAFEPATH=1
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "kubetune needs Python 3.11+ (set PYTHON=...)" >&2; exit 1; }
 stamp=.venv/.kubetune-installed

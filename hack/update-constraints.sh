@@ -2,6 +2,8 @@
 # Re-resolves the dependency ranges of pyproject.toml into constraints.txt in a scratch venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The repo root holds a folder named operator/: keep Python from putting the working directory on sys.path.
+export PYTHONSAFEPATH=1
 tmp=$(mktemp -d)
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install -q -e ".[dev]" "$@"

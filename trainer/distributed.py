@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-from kubetune.trainer.config import TrainingOptions
+from kubetune.api.trainer_config import TrainingOptions
 
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=30)  # long enough for a checkpoint of a large model
 
@@ -96,16 +97,29 @@ def wants_activation_checkpointing(options: TrainingOptions, device: torch.devic
     return device.type == "cuda"
 
 
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Non-reentrant checkpointing of every decoder layer. transformers renamed the method in 5.x (the old
+    name warns and goes in v6); releases before the rename have only the old one."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def shard_model(model: torch.nn.Module, device: torch.device, options: TrainingOptions) -> FSDPModule:
     """Activation checkpointing, then fully_shard per decoder layer and at the root; parameters land on `device`."""
     if wants_activation_checkpointing(options, device):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model)
     model.config.use_cache = False
     model.to(device)
     policy = mixed_precision(device)
+    # An explicit mesh on `device`: without one, fully_shard picks CUDA whenever a GPU is visible, even
+    # for a run configured for CPU (a CPU reference run on a GPU node then fails on mixed devices).
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     for layer in decoder_layers(model):
-        fully_shard(layer, mp_policy=policy)
-    fully_shard(model, mp_policy=policy)
+        fully_shard(layer, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
     return model  # type: ignore[return-value]
 
 

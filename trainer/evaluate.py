@@ -70,7 +70,8 @@ def prompt_ids(tokenizer, prompt: str, task_type: str) -> torch.Tensor:
     template = tokenizer.chat_template or (FALLBACK_CHAT_TEMPLATE if TaskType(task_type) is TaskType.CHAT_COMPLETION else None)
     if template is None:
         return tokenizer(prompt, return_tensors="pt")["input_ids"]
-    ids = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], chat_template=template, add_generation_prompt=True, tokenize=True
+    encoded = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], chat_template=template, add_generation_prompt=True, tokenize=True,
+        return_dict=True,  # transformers 5 returns a mapping by default, 4.x a list: ask for the mapping
     )
-    return torch.tensor([ids], dtype=torch.long)
+    return torch.tensor([list(encoded["input_ids"])], dtype=torch.long)

@@ -45,7 +45,7 @@ def test_chat_labels_are_exactly_the_assistant_turns(tokenizer_for, family):
     example = _chat_example(family)
     tokenized = tokenize_example(example, tokenizer, TaskType.CHAT_COMPLETION)
     conversation = [{"role": m.role, "content": m.content} for m in example.messages]
-    assert tokenized.input_ids == tokenizer.apply_chat_template(conversation, tokenize=True)
+    assert tokenized.input_ids == list(tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"])
     assert _labelled_text(tokenizer, tokenized) == ASSISTANT_TURNS[family]
     assert len(tokenized.labels) == len(tokenized.input_ids)
 
