@@ -83,7 +83,12 @@ class Defaults(_Config):
 class Reconcile(_Config):
     """How often the operator looks at its runs; tests shorten these."""
 
-    resync_interval_seconds: float = Field(10.0, gt=0, description="Each active run is reconciled at least this often.")
+    resync_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Safety net: each active run is reconciled at least this often. Changes of a run and of its Jobs "
+        "and pods are reconciled at once; this catches anything missed (e.g. while the operator was down).",
+    )
     registration_backoff_seconds: float = Field(5.0, gt=0, description="First retry delay while MLflow is unavailable.")
     registration_backoff_max_seconds: float = Field(300.0, gt=0, description="Longest retry delay (doubling backoff).")
 

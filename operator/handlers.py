@@ -1,10 +1,20 @@
 """kopf wiring: thin handlers that read the cluster, ask reconcile.decide, and apply its Plan.
 
-Triggers: every watch event of a FineTuneRun (creation, spec changes, the trainer's
-status.report) and a timer per active run (the Jobs and pods it owns, registration
-retries). Both run the same level-based reconcile; a per-run lock keeps them from
-overlapping, and the resourceVersion guard on the status write rejects a decision
-made from a stale read.
+Triggers, all running the same level-based reconcile of one run:
+- every watch event of a FineTuneRun (creation, spec changes, the trainer's status.report);
+- every watch event of a batch/v1 Job or core/v1 Pod labelled with the run (RUN_LABEL) and
+  managed by Kubetune (MANAGED_BY_LABEL), DELETED included: the run named by the label is
+  reconciled at once, so a pod scheduled or failing and a Job finishing or deleted move the run
+  without waiting for the timer. These are kopf event handlers only: kopf keeps no state on
+  Jobs and pods (no finalizer, no annotations, no patches). kopf filters labels on its side, so it
+  watches every Job and pod of the watched namespaces and drops the others;
+- a timer per active run, now only a safety net (an event lost while the operator was down,
+  registration retries with backoff).
+A per-run lock keeps them from overlapping, and the resourceVersion guard on the status write
+rejects a decision made from a stale read. A child event that arrives while a reconcile of its
+run is already waiting for the lock is dropped: that reconcile reads the cluster after the event.
+kopf's "<handler> succeeded." line is not logged for the timer and the child handlers
+(QUIET_HANDLERS, filtered in runner.py): one line per run per tick, or per pod event, is noise.
 """
 
 import threading
@@ -25,7 +35,10 @@ from kubetune.operator.registration import register
 
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
+_waiting: set[tuple[str, str]] = set()  # runs with a child-event reconcile waiting for the lock
 _TERMINAL = {p.value for p in Phase if p.is_terminal}
+CHILD_LABELS = {names.RUN_LABEL: kopf.PRESENT, names.MANAGED_BY_LABEL: names.MANAGED_BY}
+QUIET_HANDLERS = ("resync", "job_changed", "pod_changed")  # handler ids whose success is not logged
 
 
 def _lock(namespace: str, name: str) -> threading.Lock:
@@ -68,6 +81,8 @@ def observe(api: ApiClient, run: RunView) -> Observed:
 
 def reconcile(api: ApiClient, config: OperatorConfig, namespace: str, name: str, logger, retry: int = 0) -> None:
     with _lock(namespace, name):
+        with _locks_guard:
+            _waiting.discard((namespace, name))  # from here on, every change is seen by this read
         body = kube.read_run(api, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
@@ -85,6 +100,27 @@ def reconcile(api: ApiClient, config: OperatorConfig, namespace: str, name: str,
             config.reconcile.registration_backoff_seconds * 2**retry,
         )
         raise kopf.TemporaryError(f"MLflow unavailable: {registry_down}", delay=delay)
+
+
+def reconcile_now(api: ApiClient, config: OperatorConfig, namespace: str, name: str, logger) -> None:
+    """Reconcile on a watch event; a TemporaryError is left to the timer (a watch event is not retried)."""
+    try:
+        reconcile(api, config, namespace, name, logger)
+    except kopf.TemporaryError as error:
+        logger.info("reconcile of %s/%s deferred: %s", namespace, name, error)
+
+
+def follow_child(api: ApiClient, config: OperatorConfig, namespace: str, run: str, logger) -> None:
+    """A Job or pod of `run` changed: reconcile the run, unless a reconcile of it is already waiting to start."""
+    with _locks_guard:
+        if (namespace, run) in _waiting:
+            return
+        _waiting.add((namespace, run))
+    try:
+        reconcile_now(api, config, namespace, run, logger)
+    finally:
+        with _locks_guard:
+            _waiting.discard((namespace, run))
 
 
 def _apply(api: ApiClient, config: OperatorConfig, run: RunView, plan: Plan, at: datetime, logger):
@@ -113,17 +149,22 @@ def build_registry(config: OperatorConfig, api: ApiClient) -> kopf.OperatorRegis
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def run_changed(type, name, namespace, logger, **_):
-        if type == "DELETED":
-            return
-        try:
-            reconcile(api, config, namespace, name, logger)
-        except kopf.TemporaryError as error:  # the timer retries with backoff; a watch event is not retried
-            logger.info("reconcile deferred: %s", error)
+        if type != "DELETED":
+            reconcile_now(api, config, namespace, name, logger)
+
+    @kopf.on.event("batch", "v1", "jobs", id="job_changed", labels=CHILD_LABELS, registry=registry)
+    def job_changed(labels, namespace, logger, **_):
+        follow_child(api, config, namespace, labels[names.RUN_LABEL], logger)
+
+    @kopf.on.event("v1", "pods", id="pod_changed", labels=CHILD_LABELS, registry=registry)
+    def pod_changed(labels, namespace, logger, **_):
+        follow_child(api, config, namespace, labels[names.RUN_LABEL], logger)
 
     @kopf.timer(
         GROUP,
         VERSION,
         PLURAL,
+        id="resync",
         registry=registry,
         interval=config.reconcile.resync_interval_seconds,
         when=lambda status, **_: status.get("phase") not in _TERMINAL,

@@ -33,7 +33,9 @@ def test_unknown_pool_fails_with_reason_and_event(runs):
     status = runs.wait_phase(name, "Failed")
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "InvalidSpec" and "spec.compute.pool" in failed["message"]
-    assert [e.reason for e in runs.events(name) if e.type == "Warning"] == ["InvalidSpec"]
+    # The Event is posted right after the status write that recorded the transition: wait for it.
+    warnings = runs.wait_for("the Warning Event", lambda: [e.reason for e in runs.events(name) if e.type == "Warning"], 10)
+    assert warnings == ["InvalidSpec"]
     assert runs.jobs(name) == []
 
 
