@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def measure(device_name: str, args: argparse.Namespace) -> dict:
     from kubetune.api.spec import TaskType
-    from kubetune.trainer.config import TrainingOptions
+    from kubetune.api.trainer_config import TrainingOptions
     from kubetune.trainer.data import DataConfig, build_packed_dataset
     from kubetune.trainer.distributed import DistributedEnv, init_process_group, shard_model
     from kubetune.trainer.optim import build_optimizer, build_scheduler

@@ -7,8 +7,7 @@ finds the version it already created (same run tag and source) and returns it.
 
 from dataclasses import dataclass
 
-RUN_TAG = "kubetune.run"  # <namespace>/<name>
-RUN_UID_TAG = "kubetune.run_uid"
+from kubetune.api.mlflow_tags import RUN_TAG, RUN_UID_TAG, quoted
 
 
 class RegistrationError(RuntimeError):
@@ -46,7 +45,7 @@ def register_model(
 
 def find_version(client, name: str, source: str, tags: dict[str, str]) -> RegisteredVersion | None:
     identity = RUN_UID_TAG if tags.get(RUN_UID_TAG) else RUN_TAG
-    for version in client.search_model_versions(f"name = '{_quoted(name)}'"):
+    for version in client.search_model_versions(f"name = '{quoted(name)}'"):
         if version.source == source and version.tags.get(identity) == tags.get(identity):
             return RegisteredVersion(name, str(version.version))
     return None
@@ -61,7 +60,3 @@ def _ensure_registered_model(client, name: str) -> None:
     except MlflowException as error:
         if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise
-
-
-def _quoted(value: str) -> str:
-    return value.replace("'", "\\'")

@@ -46,19 +46,20 @@ def _plain(api: ApiClient, items: list[Any]) -> list[dict[str, Any]]:
 
 
 def list_jobs(api: ApiClient, namespace: str, run: str) -> list[dict[str, Any]]:
-    try:
-        jobs = client.BatchV1Api(api).list_namespaced_job(namespace, label_selector=names.run_selector(run)).items
-    except ApiException as error:
-        raise _temporary(error, f"listing Jobs of {run}") from error
-    return _plain(api, jobs)
+    return _list_of_run(client.BatchV1Api(api).list_namespaced_job, api, namespace, run, "Jobs")
 
 
 def list_pods(api: ApiClient, namespace: str, run: str) -> list[dict[str, Any]]:
+    return _list_of_run(client.CoreV1Api(api).list_namespaced_pod, api, namespace, run, "pods")
+
+
+def _list_of_run(list_namespaced, api: ApiClient, namespace: str, run: str, what: str) -> list[dict[str, Any]]:
+    """The run's children of one kind (by the run label), as plain dicts."""
     try:
-        pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=names.run_selector(run)).items
+        items = list_namespaced(namespace, label_selector=names.run_selector(run)).items
     except ApiException as error:
-        raise _temporary(error, f"listing pods of {run}") from error
-    return _plain(api, pods)
+        raise _temporary(error, f"listing {what} of {run}") from error
+    return _plain(api, items)
 
 
 def _create_function(api: ApiClient, kind: str):

@@ -23,13 +23,6 @@ class JobView:
     failure_message: str | None = None
     pods: list[PodView] = field(default_factory=list)
 
-    @property
-    def finished(self) -> bool:
-        return self.complete or self.failed
-
-    def running_pods(self) -> list[PodView]:
-        return [p for p in self.pods if p.phase == "Running"]
-
     def unschedulable_pods(self) -> list[PodView]:
         return [p for p in self.pods if p.unschedulable is not None]
 

@@ -2,40 +2,31 @@
 
 from datetime import datetime, timedelta
 
+from kubetune.api.events import EventType, stage_events
 from kubetune.api.progress import TrainerReport, TrainerStage, train_update_message
 from kubetune.api.status import MAX_EVENTS, FineTuneRunStatus, Metrics, MlflowRef, Progress, RunEvent
 
-# The trainer's stages in order, and the history entry each one makes once (TRAINING makes TRAIN_UPDATED
-# entries instead, one per new step). The operator sees only the latest report, so reaching a stage
-# implies the entries of the stages before it.
-_STAGE_ORDER = [
-    TrainerStage.DATA_VALIDATED,
-    TrainerStage.MODEL_INITIALIZED,
-    TrainerStage.TRAINING,
-    TrainerStage.TRAIN_FINISHED,
-]
-_STAGE_EVENTS = {
-    TrainerStage.DATA_VALIDATED: "DATA_VALIDATED",
-    TrainerStage.MODEL_INITIALIZED: "MODEL_INITIALIZED",
-    TrainerStage.TRAIN_FINISHED: "TRAIN_FINISHED",
-}
-
-
-def stage_events(stage: TrainerStage) -> list[str]:
-    """The once-only history entries a report at `stage` implies, oldest first."""
-    if stage not in _STAGE_ORDER:
-        return []
-    reached = _STAGE_ORDER[: _STAGE_ORDER.index(stage) + 1]
-    return [_STAGE_EVENTS[s] for s in reached if s in _STAGE_EVENTS]
-
 
 def add_event(events: list[RunEvent], type_: str, message: str, now: datetime) -> list[RunEvent]:
-    """Append to the bounded history, dropping the oldest entries beyond MAX_EVENTS."""
-    return [*events, RunEvent(type=type_, time=now, message=message)][-MAX_EVENTS:]
+    """Append to the bounded history; beyond MAX_EVENTS the oldest TRAIN_UPDATED entries make room first,
+    so once-only events (CREATED, STARTED, …) stay in the history of a long run."""
+    events = [*events, RunEvent(type=type_, time=now, message=message)]
+    while len(events) > MAX_EVENTS:
+        oldest_update = next((i for i, e in enumerate(events) if e.type == EventType.TRAIN_UPDATED), 0)
+        del events[oldest_update]
+    return events
 
 
-def has_event(events: list[RunEvent], type_: str) -> bool:
-    return any(e.type == type_ for e in events)
+def reach(status: FineTuneRunStatus, milestone: EventType, message: str, now: datetime) -> FineTuneRunStatus:
+    """The run reached a once-only milestone: its event is added on the transition, never again."""
+    if milestone.value in status.milestones:
+        return status
+    return status.model_copy(
+        update={
+            "milestones": [*status.milestones, milestone.value],
+            "events": add_event(status.events, milestone.value, message, now),
+        }
+    )
 
 
 def format_duration(seconds: float) -> str:
@@ -116,15 +107,14 @@ def fold_report(status: FineTuneRunStatus, report: TrainerReport, now: datetime)
     if report.attempt != status.restarts:
         return status
     progress = build_progress(report, status.start_time)
-    events = status.events
-    implied = stage_events(TrainerStage(report.stage))
-    for stage_event in (e for e in implied if e != "TRAIN_FINISHED"):
-        if not has_event(events, stage_event):
-            events = add_event(events, stage_event, report.message or "", now)
+    implied = stage_events(report.stage)
+    for milestone in (e for e in implied if e is not EventType.TRAIN_FINISHED):
+        status = reach(status, milestone, report.message or "", now)
     if _steps_since(status, report):
-        events = add_event(events, "TRAIN_UPDATED", train_updated_message(report, progress), now)
-    if "TRAIN_FINISHED" in implied and not has_event(events, "TRAIN_FINISHED"):
-        events = add_event(events, "TRAIN_FINISHED", report.message or "", now)
+        message = train_updated_message(report, progress)
+        status = status.model_copy(update={"events": add_event(status.events, EventType.TRAIN_UPDATED.value, message, now)})
+    if EventType.TRAIN_FINISHED in implied:
+        status = reach(status, EventType.TRAIN_FINISHED, report.message or "", now)
     mlflow = (status.mlflow or MlflowRef()).model_copy(
         update={
             k: v
@@ -143,6 +133,5 @@ def fold_report(status: FineTuneRunStatus, report: TrainerReport, now: datetime)
             ),
             "checkpoints": report.checkpoints or status.checkpoints,
             "mlflow": mlflow,
-            "events": events,
         }
     )

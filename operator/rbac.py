@@ -1,4 +1,5 @@
-"""Every API permission the operator uses, declared once; the Helm chart renders its ClusterRole/Role from this.
+"""Every API permission the operator uses, declared once. The Helm chart's ClusterRole/Role
+(charts/kubetune/templates/_rbac.tpl) is a hand-written copy that tests/chart/test_rbac.py keeps equal to this.
 
 `CLUSTER_RULES` are needed cluster-wide whatever namespaces are watched (kopf's
 discovery, peering, and namespace watching in cluster-wide mode). `NAMESPACED_RULES`
@@ -54,10 +55,3 @@ NAMESPACED_RULES: tuple[Rule, ...] = (
     Rule(("events.k8s.io",), ("events",), ("create", "patch"), "the same through the newer Events API"),
 )
 
-
-def cluster_rules() -> list[dict[str, list[str]]]:
-    return [r.to_manifest() for r in CLUSTER_RULES]
-
-
-def namespaced_rules() -> list[dict[str, list[str]]]:
-    return [r.to_manifest() for r in NAMESPACED_RULES]

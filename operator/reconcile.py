@@ -13,12 +13,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kubetune.api.checkpoints import run_checkpoint_dir
 from kubetune.api.errors import SpecError
+from kubetune.api.events import EventType
+from kubetune.api.mlflow_tags import run_tags
 from kubetune.api.progress import TrainerReport
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.api.status import FineTuneRunStatus, Phase, RegisteredModel
 from kubetune.operator import conditions as c
-from kubetune.registry import RUN_TAG, RUN_UID_TAG
 from kubetune.operator import names
 from kubetune.operator.builders.access import build_role, build_role_binding, build_service_account
 from kubetune.operator.builders.common import Manifest, RunRef
@@ -29,8 +31,7 @@ from kubetune.operator.builders.validation import build_validation_job
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.observe import JobView
 from kubetune.operator.placement import Placement, resolve_placement
-from kubetune.operator.progress import add_event, fold_report, has_event
-from kubetune.trainer.config import run_checkpoint_dir
+from kubetune.operator.progress import add_event, fold_report, reach
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
     status = status.model_copy(update={"observed_generation": run.generation})
     if status.phase is None:
         status = _enter(status, Phase.PENDING, "run accepted")
-        status = status.model_copy(update={"events": add_event(status.events, "CREATED", "run created", now)})
+        status = reach(status, EventType.CREATED, "run created", now)
     try:
         spec = FineTuneRunSpec.parse(run.spec)
         placement = resolve_placement(spec.compute, config)
@@ -113,11 +114,7 @@ def _validation_step(run, spec, job: JobView | None, config, status, now) -> Pla
 
 def _validated(status: FineTuneRunStatus, now: datetime) -> FineTuneRunStatus:
     status = _set(status, c.INPUTS_VALIDATED, True, c.VALIDATION_PASSED, "every input path is readable and valid", now)
-    if not has_event(status.events, "DATA_VALIDATED"):
-        status = status.model_copy(
-            update={"events": add_event(status.events, "DATA_VALIDATED", "input data validated", now)}
-        )
-    return status
+    return reach(status, EventType.DATA_VALIDATED, "input data validated", now)
 
 
 def training_children(run: RunView, spec: FineTuneRunSpec, placement: Placement, config: OperatorConfig, attempt: int):
@@ -170,19 +167,14 @@ def _running(status: FineTuneRunStatus, job_name: str, placement: Placement, now
     message = f"training: Job {job_name}, {_shape(placement)}"
     status = _set(status, c.SCHEDULED, True, c.PODS_RUNNING, f"all {placement.nodes} training pods are running", now)
     status = _enter(status, Phase.RUNNING, message)
-    update: dict[str, Any] = {}
     if status.start_time is None:
-        update["start_time"] = now
-    if not has_event(status.events, "STARTED"):
-        update["events"] = add_event(status.events, "STARTED", message, now)
-    return status.model_copy(update=update)
+        status = status.model_copy(update={"start_time": now})
+    return reach(status, EventType.STARTED, message, now)
 
 
 def _trained(status: FineTuneRunStatus, now: datetime) -> FineTuneRunStatus:
     status = _set(status, c.TRAINING_SUCCEEDED, True, c.TRAINING_COMPLETE, "training finished", now)
-    if not has_event(status.events, "TRAIN_FINISHED"):
-        status = status.model_copy(update={"events": add_event(status.events, "TRAIN_FINISHED", "training finished", now)})
-    return status
+    return reach(status, EventType.TRAIN_FINISHED, "training finished", now)
 
 
 def _after_failure(status, job: JobView, config: OperatorConfig, run_name: str, now: datetime) -> FineTuneRunStatus:
@@ -216,7 +208,7 @@ def _registration_step(run, spec: FineTuneRunSpec, config: OperatorConfig, statu
         name=name,
         source=report.export_uri,
         run_id=report.mlflow_run_id,
-        tags={RUN_TAG: f"{run.ref.namespace}/{run.ref.name}", RUN_UID_TAG: run.ref.uid},
+        tags=run_tags(run.ref.namespace, run.ref.name, run.ref.uid),
     )
     return Plan(status, register=request)
 
@@ -230,7 +222,7 @@ def registered(status: FineTuneRunStatus, name: str, version: str, now: datetime
         update={
             "registered_model": RegisteredModel(name=name, version=version),
             "completion_time": now,
-            "events": add_event(status.events, "COMPLETED", message, now),
+            "events": add_event(status.events, EventType.COMPLETED.value, message, now),
         }
     )
 
@@ -245,7 +237,7 @@ def fail(status: FineTuneRunStatus, reason: str, message: str, now: datetime) ->
     status = _set(status, c.FAILED, True, reason, message, now)
     status = _enter(status, Phase.FAILED, message)
     return status.model_copy(
-        update={"completion_time": now, "events": add_event(status.events, "FAILED", message, now)}
+        update={"completion_time": now, "events": add_event(status.events, EventType.FAILED.value, message, now)}
     )
 
 
@@ -255,7 +247,7 @@ def _cancel(status: FineTuneRunStatus, config: OperatorConfig, run: RunRef, now:
     status = _set(status, c.CANCELLED, True, c.CANCELLED_BY_USER, message, now)
     status = _enter(status, Phase.CANCELLED, message)
     return status.model_copy(
-        update={"completion_time": now, "events": add_event(status.events, "CANCELED", message, now)}
+        update={"completion_time": now, "events": add_event(status.events, EventType.CANCELED.value, message, now)}
     )
 
 

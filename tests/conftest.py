@@ -6,6 +6,7 @@ kube_api       (session) a kubernetes ApiClient for it
 kubectl        (session) kubectl(*args, input=None) -> stdout, with the test kubeconfig
 crd_installed  (session) the committed FineTuneRun CRD (crds/) applied and Established
 namespace      (function) a fresh namespace named after the test, deleted after it
+mlflow_uri     (session, helpers.mlflow_server) the one real MLflow tracking server of the session
 Layer conftests extend these (e.g. the operator's namespace adds a checkpoint volume).
 """
 
@@ -17,6 +18,9 @@ import uuid
 import pytest
 
 from helpers import cluster
+
+# One MLflow server for the whole session, whichever layers run (the fixture `mlflow_uri`).
+pytest_plugins = ["helpers.mlflow_server"]
 
 CRD_NAME = "finetuneruns.kubetune.io"
 

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from kubetune.trainer.config import TrainerConfig
+    from kubetune.api.trainer_config import TrainerConfig
     from kubetune.trainer.errors import USER_ERRORS
     from kubetune.trainer.recipe import run
 

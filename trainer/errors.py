@@ -1,7 +1,7 @@
 """Which failures are the user's (retrying cannot help) and which are transient (resume may help)."""
 
 from kubetune.api.errors import SpecError
-from kubetune.trainer.checkpoint import CheckpointNotFoundError
+from kubetune.api.checkpoints import CheckpointNotFoundError
 from kubetune.trainer.data import DataValidationError
 from kubetune.trainer.modeling import ModelSourceError
 

@@ -8,7 +8,7 @@ size or accumulation: a two-rank run computes the single-rank run's gradient.
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from kubetune.api.data_rules import IGNORE_INDEX
 
 
 def shifted_labels(labels: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The base model and its tokenizer: a hub id (online), a local or PVC folder, loaded with transformers."""
+"""The base model and its tokenizer: a hub id (online), a local or PVC folder (kubetune.api.locations), loaded with transformers."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from kubetune.trainer.config import TrainerConfig
+from kubetune.api.locations import parse_model
+from kubetune.api.trainer_config import TrainerConfig
 
 
 class ModelSourceError(ValueError):
@@ -20,31 +21,18 @@ class ModelSource:
     location: str
     cache_dir: Path | None = None
 
-    @property
-    def is_local(self) -> bool:
-        return Path(self.location).is_dir()
-
 
 def resolve_model_source(config: TrainerConfig) -> ModelSource:
-    model = config.spec.model
-    cache = config.paths.model_cache
-    if model.startswith("pvc://"):
-        return _existing(config.paths.pvc_mount_root / model.removeprefix("pvc://"), model, cache)
-    if model.startswith("file://"):
-        return _existing(Path(model.removeprefix("file://")), model, cache)
-    if model.startswith(("/", "./", "../")):
-        return _existing(Path(model), model, cache)
-    if model.startswith("hf://"):
-        return ModelSource(model.removeprefix("hf://"), cache)
-    if model.startswith(("s3://", "gs://", "abfs://", "abfss://")):
+    model, cache = config.spec.model, config.paths.model_cache
+    location = parse_model(model)
+    if location.kind == "hub_model":
+        return ModelSource(location.repo, cache)  # type: ignore[arg-type]
+    folder = location.local_path(config.paths.pvc_mount_root)
+    if folder is None:
         raise ModelSourceError(f"spec.model: {model!r}: object-store model folders are not supported yet; copy the model to a PVC")
-    return ModelSource(model, cache)  # a supported model's hub id
-
-
-def _existing(path: Path, model: str, cache: Path | None) -> ModelSource:
-    if not (path / "config.json").is_file():
-        raise ModelSourceError(f"spec.model: {model!r}: {path} is not a Hugging Face model folder (no config.json)")
-    return ModelSource(str(path), cache)
+    if not (folder / "config.json").is_file():
+        raise ModelSourceError(f"spec.model: {model!r}: {folder} is not a Hugging Face model folder (no config.json)")
+    return ModelSource(str(folder), cache)
 
 
 def load_tokenizer(source: ModelSource) -> PreTrainedTokenizerBase:
@@ -63,6 +51,3 @@ def load_model(source: ModelSource) -> PreTrainedModel:
         source.location, cache_dir=source.cache_dir, dtype=torch.float32, attn_implementation="sdpa"
     )
 
-
-def model_max_context(model: PreTrainedModel) -> int | None:
-    return getattr(model.config, "max_position_embeddings", None)

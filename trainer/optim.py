@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from kubetune.api.duration import TrainingDuration
-from kubetune.trainer.config import TrainingOptions
+from kubetune.api.trainer_config import TrainingOptions
 
 
 @dataclass(frozen=True)

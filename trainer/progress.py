@@ -16,7 +16,7 @@ from typing import Protocol
 
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.api.progress import TrainerReport
-from kubetune.trainer.config import ProgressTarget, RunIdentity
+from kubetune.api.trainer_config import ProgressTarget, RunIdentity
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +49,17 @@ class FileReporter:
 class KubernetesReporter:
     """Merge-patches `status.report` of the trainer's own FineTuneRun through the status subresource.
 
-    Credentials: the pod's ServiceAccount token (in-cluster config). Outside a pod, the
-    kubeconfig that kubectl would use ($KUBECONFIG, else ~/.kube/config) — e.g. one holding a
-    token of the run's trainer ServiceAccount, which the end-to-end test uses.
+    Credentials as kubetune.kube_client.connect finds them: in a pod, its ServiceAccount token;
+    elsewhere the kubeconfig that kubectl would use — e.g. one holding a token of the run's trainer
+    ServiceAccount, which the end-to-end test uses.
     """
 
     def __init__(self, run: RunIdentity):
-        from kubernetes import client, config  # lazy: local mode never needs the client
+        from kubernetes import client  # lazy: local mode never needs the client
 
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
-        self.api = client.CustomObjectsApi()
+        from kubetune.kube_client import connect
+
+        self.api = client.CustomObjectsApi(connect().api_client)
         self.run = run
 
     def report(self, report: TrainerReport) -> None:

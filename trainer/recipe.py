@@ -12,13 +12,13 @@ from datetime import datetime, timezone
 import torch
 from transformers import AutoConfig
 
-from kubetune.api import supported_models
-from kubetune.api.spec import TaskType
+from kubetune.api import checkpoints
+from kubetune.api.errors import SpecError, SpecProblem
 from kubetune.api.progress import CheckpointRef, TrainerReport, TrainerStage
+from kubetune.api.trainer_config import TrainerConfig
 from kubetune.trainer import checkpoint as ckpt
 from kubetune.trainer import distributed as dist_utils
-from kubetune.trainer.config import TrainerConfig
-from kubetune.trainer.data import DataConfig, PackedDataset, build_packed_dataset, tokenizer_accepts_system_role
+from kubetune.trainer.data import DataConfig, PackedDataset, build_packed_dataset, rules_for
 from kubetune.trainer.evaluate import eval_loss, generate_for_prompts
 from kubetune.trainer.export import export_hf_model
 from kubetune.trainer.modeling import load_model, load_tokenizer, resolve_model_source
@@ -65,19 +65,18 @@ class FineTuneRecipe:
         self._report(TrainerStage.MODEL_INITIALIZED, force=True)
 
     def _setup_data(self) -> tuple[PackedDataset, PackedDataset | None]:
-        model_max = getattr(AutoConfig.from_pretrained(self.source.location, cache_dir=self.source.cache_dir), "max_position_embeddings", None)
-        info = supported_models.lookup(self.spec.model)
-        accepts_system = info.accepts_system_role if info else tokenizer_accepts_system_role(self.tokenizer)
+        model_config = AutoConfig.from_pretrained(self.source.location, cache_dir=self.source.cache_dir)
+        try:
+            rules = rules_for(
+                self.spec.model, self.spec.task_type, self.spec.context_length, tokenizer=self.tokenizer,
+                folder_max=getattr(model_config, "max_position_embeddings", None),
+            )
+        except ValueError as error:
+            raise SpecError([SpecProblem("spec.contextLength", str(error))]) from None
+        paths = self.config.paths
 
         def data(path: str) -> PackedDataset:
-            config = DataConfig(
-                path=path,
-                task_type=TaskType(self.spec.task_type),
-                context_length=self.spec.effective_context_length(model_max),
-                pvc_mount_root=self.config.paths.pvc_mount_root,
-                dataset_root=self.config.paths.dataset_root,
-                accepts_system_role=accepts_system,
-            )
+            config = DataConfig.from_rules(path, rules, pvc_mount_root=paths.pvc_mount_root, dataset_root=paths.dataset_root)
             return build_packed_dataset(config, self.tokenizer, seed=self.options.seed)
 
         train = data(self.spec.train_data_path)
@@ -85,13 +84,13 @@ class FineTuneRecipe:
 
     def _restore_state(self) -> None:
         """Our own latest checkpoint (a restart) wins; else customWeightsPath; else the base weights as loaded."""
-        latest = ckpt.latest_checkpoint(self.config.run_checkpoint_dir)
+        latest = checkpoints.latest_checkpoint(self.config.run_checkpoint_dir)
         if latest is not None:
             self.progress = ckpt.load_checkpoint(latest, self.model, self.optimizer, self.env)
             self.scheduler.load_state_dict(self.progress.scheduler)
             log.info("resumed from %s at step %d", latest, self.progress.step)
         elif self.spec.custom_weights_path:
-            path = ckpt.resolve_custom_weights(
+            path = checkpoints.resolve_custom_weights(
                 self.spec.custom_weights_path, self.config.paths.checkpoint_root, self.config.paths.pvc_mount_root
             )
             ckpt.load_model_weights(path, self.model)
@@ -228,9 +227,9 @@ class FineTuneRecipe:
 
     def _checkpoint_refs(self) -> list[CheckpointRef]:
         refs = []
-        for path in ckpt.list_checkpoints(self.config.run_checkpoint_dir):
-            epochs, step = ckpt.parse_checkpoint_name(path.name)  # type: ignore[misc]
-            created = datetime.fromtimestamp((path / ckpt.COMPLETE_MARKER).stat().st_mtime, timezone.utc)
+        for path in checkpoints.list_checkpoints(self.config.run_checkpoint_dir):
+            epochs, step = checkpoints.parse_checkpoint_name(path.name)  # type: ignore[misc]
+            created = datetime.fromtimestamp((path / checkpoints.COMPLETE_MARKER).stat().st_mtime, timezone.utc)
             refs.append(CheckpointRef(name=path.name, path=str(path), step=step, epoch=epochs, created_at=created))
         return refs
 

@@ -9,9 +9,10 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from kubetune.trainer.config import TrainerConfig
+from kubetune.api.mlflow_tags import run_filter, run_tags
+from kubetune.api.trainer_config import TrainerConfig
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +20,9 @@ GENERATIONS_TABLE = "generations.json"  # MLflow shows it as the table `generati
 EXPORT_ARTIFACT_PATH = "model"
 
 
-class MetricLogger(Protocol):
-    def log_params(self, params: dict[str, Any]) -> None: ...
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
-    def log_generations(self, rows: list[dict[str, Any]], step: int) -> None: ...
-    def log_export(self, export_dir: Path) -> str | None: ...
-    def close(self, succeeded: bool) -> None: ...
-
-
 class NullLogger:
+    """The logging interface (and what ranks other than 0 get): every call does nothing."""
+
     experiment_id: str | None = None
     run_id: str | None = None
 
@@ -77,11 +72,8 @@ class MlflowLogger(NullLogger):
         return self.client.create_experiment(path, artifact_location=location)
 
     def _run(self, config: TrainerConfig) -> str:
-        tags = {"kubetune.run": config.run.qualified_name, "kubetune.run_uid": config.run.uid}
-        found = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`kubetune.run` = '{config.run.qualified_name}' "
-            f"and tags.`kubetune.run_uid` = '{config.run.uid}'", max_results=1,
-        )
+        tags = run_tags(config.run.namespace, config.run.name, config.run.uid)
+        found = self.client.search_runs([self.experiment_id], filter_string=run_filter(tags), max_results=1)
         if found:
             self.client.update_run(found[0].info.run_id, status="RUNNING")
             return found[0].info.run_id

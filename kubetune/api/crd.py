@@ -12,7 +12,8 @@ import yaml
 
 from kubetune import api
 from kubetune.api import supported_models
-from kubetune.api.spec import MODEL_RULE, FineTuneRunSpec
+from kubetune.api.locations import MODEL_PATH_PREFIXES, MODEL_RULE
+from kubetune.api.spec import FineTuneRunSpec
 from kubetune.api.status import FineTuneRunStatus
 
 CRD_FILE = f"{api.GROUP}_{api.PLURAL}.yaml"
@@ -94,7 +95,7 @@ def spec_validations(spec_schema: dict[str, Any]) -> list[dict[str, Any]]:
             "reason": "FieldValueForbidden",
         })
     names = sorted(supported_models.SUPPORTED_MODELS)
-    path_test = " || ".join(f"self.model.startsWith({json.dumps(p)})" for p in supported_models.MODEL_PATH_PREFIXES)
+    path_test = " || ".join(f"self.model.startsWith({json.dumps(p)})" for p in MODEL_PATH_PREFIXES)
     rules.append({
         "rule": f"self.model in {_cel_string_list(names)} || {path_test}",
         "message": f"model {MODEL_RULE}",

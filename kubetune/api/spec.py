@@ -12,12 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from kubetune.api import supported_models
-from kubetune.api.data_paths import parse_data_path
+from kubetune.api.identifiers import DNS_LABEL_PATTERN, DNS_LABEL_RULE, IDENTIFIER
+from kubetune.api.locations import Location, parse_custom_weights, parse_data_path, parse_model
+from kubetune.api.data_rules import resolve_context_length
 from kubetune.api.duration import DURATION_PATTERN, DURATION_RULE, TrainingDuration
 from kubetune.api.errors import SpecError, SpecProblem
 
 DEFAULT_EXPERIMENT_ROOT = "/Users"
-IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 REGISTER_TO_PATTERN = rf"^{IDENTIFIER}\.{IDENTIFIER}(\.{IDENTIFIER})?$"
 REGISTER_TO_RULE = (
     "must be <catalog>.<schema> or <catalog>.<schema>.<name>, each part starting with a letter or "
@@ -25,11 +26,6 @@ REGISTER_TO_RULE = (
 )
 LEARNING_RATE_PATTERN = r"^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 LEARNING_RATE_RULE = "must be a positive number written as a string, e.g. \"5e-6\""
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-MODEL_RULE = (
-    "must be a supported model (run `kubetune models`) or the path or URI of a Hugging Face model folder "
-    "(/…, ./…, pvc://…, s3://…, hf://org/name)"
-)
 
 
 class TaskType(str, Enum):
@@ -147,9 +143,15 @@ class FineTuneRunSpec(_CamelModel):
 
     @field_validator("model")
     @classmethod
-    def _model_known(cls, value: str) -> str:
-        if not (supported_models.lookup(value) or supported_models.is_model_path(value)):
-            raise ValueError(MODEL_RULE)
+    def _model_form(cls, value: str) -> str:
+        parse_model(value)
+        return value
+
+    @field_validator("custom_weights_path")
+    @classmethod
+    def _custom_weights_form(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_custom_weights(value)
         return value
 
     @field_validator("train_data_path", "eval_data_path")
@@ -161,11 +163,7 @@ class FineTuneRunSpec(_CamelModel):
 
     @model_validator(mode="after")
     def _context_within_model(self) -> "FineTuneRunSpec":
-        info = supported_models.lookup(self.model)
-        if info and self.context_length and self.context_length > info.max_context_length:
-            raise ValueError(
-                f"contextLength {self.context_length} is larger than {self.model}'s maximum {info.max_context_length}"
-            )
+        resolve_context_length(self.context_length, self.model)
         return self
 
     # Derived values the operator and trainer share.
@@ -186,11 +184,16 @@ class FineTuneRunSpec(_CamelModel):
 
     def effective_context_length(self, model_max: int | None = None) -> int:
         """contextLength, else min(8192, the model's maximum); model_max is for models outside the table."""
-        if self.context_length is not None:
-            return self.context_length
-        info = self.model_info
-        maximum = info.max_context_length if info else (model_max or supported_models.DEFAULT_CONTEXT_CAP)
-        return min(supported_models.DEFAULT_CONTEXT_CAP, maximum)
+        return resolve_context_length(self.context_length, self.model, model_max)
+
+    def input_locations(self) -> dict[str, Location]:
+        """Every input the run reads, by camelCase field: what pods must mount and validation must check."""
+        found = {"model": parse_model(self.model), "trainDataPath": parse_data_path(self.train_data_path)}
+        if self.eval_data_path:
+            found["evalDataPath"] = parse_data_path(self.eval_data_path)
+        if self.custom_weights_path:
+            found["customWeightsPath"] = parse_custom_weights(self.custom_weights_path)
+        return found
 
     def resolved_experiment_path(self, namespace: str, run_name: str, root: str = DEFAULT_EXPERIMENT_ROOT) -> str:
         """experimentPath, else <root>/<namespace>/<run name> (Databricks' /Users/<user>/<run> shape)."""
@@ -242,7 +245,7 @@ def _rule_text(item: dict[str, Any]) -> str:
             "registerTo": REGISTER_TO_RULE,
             "learningRate": LEARNING_RATE_RULE,
             "trainingDuration": DURATION_RULE,
-            "pool": "must be a lowercase DNS label (letters, digits, '-')",
+            "pool": DNS_LABEL_RULE,
         }
         return known.get(field, message)
     return message

@@ -95,7 +95,16 @@ class FineTuneRunStatus(_CamelModel):
     checkpoints: list[CheckpointRef] = Field(default_factory=list)
     mlflow: MlflowRef | None = None
     registered_model: RegisteredModel | None = None
-    events: list[RunEvent] = Field(default_factory=list, description=f"The last {MAX_EVENTS} events of the run.")
+    events: list[RunEvent] = Field(
+        default_factory=list,
+        description=f"The run's history, at most {MAX_EVENTS} entries: the oldest TRAIN_UPDATED entries make room first, "
+        "so once-only events stay.",
+    )
+    milestones: list[str] = Field(
+        default_factory=list,
+        description="The once-only events the run has reached (CREATED, STARTED, DATA_VALIDATED, MODEL_INITIALIZED, "
+        "TRAIN_FINISHED): each is added to events once, when the run first reaches it.",
+    )
     start_time: datetime | None = None
     completion_time: datetime | None = None
     restarts: int = 0

@@ -1,8 +1,8 @@
 """The supported-models table: the one place that knows each base model's limits.
 
 A `model` that is not in this table must be a path or URI of a Hugging Face model
-folder (bring your own weights); its limits are then read from its config.json by
-the trainer instead of being checked at admission.
+folder (bring your own weights, see kubetune.api.locations); its limits are then read
+from its config.json (kubetune.api.data_rules) instead of being checked at admission.
 """
 
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ class ModelInfo:
 
     @property
     def default_context_length(self) -> int:
-        return min(DEFAULT_CONTEXT_CAP, self.max_context_length)
+        return capped_context_length(self.max_context_length)
 
 
 def _family(family: str, names: list[str], max_context: int, lr: float, system: bool = True) -> list[ModelInfo]:
@@ -63,12 +63,9 @@ SUPPORTED_MODELS: dict[str, ModelInfo] = {
 # Bring-your-own models (a path or URI) start from this learning rate.
 FALLBACK_LEARNING_RATE = 1e-5
 
-MODEL_PATH_PREFIXES = ("/", "./", "../", "pvc://", "s3://", "gs://", "abfs://", "abfss://", "file://", "hf://")
-
-
-def is_model_path(model: str) -> bool:
-    """True when `model` names a Hugging Face model folder rather than a table entry."""
-    return model.startswith(MODEL_PATH_PREFIXES)
+def capped_context_length(maximum: int | None) -> int:
+    """The default context length for a model that takes `maximum` tokens (unknown: the cap itself)."""
+    return min(DEFAULT_CONTEXT_CAP, maximum or DEFAULT_CONTEXT_CAP)
 
 
 def lookup(model: str) -> ModelInfo | None:

@@ -2,7 +2,8 @@
 
 The operator (or the local runner) builds it from a FineTuneRunSpec, the run's
 identity and the paths of the pod, and writes it as JSON or YAML; torchrun starts
-`python -m kubetune.trainer --config FILE` on every node with that file.
+`python -m kubetune.trainer --config FILE` on every node with that file. It is part
+of the contract (kubetune.api): the operator writes it without importing the trainer.
 """
 
 from pathlib import Path
@@ -11,14 +12,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kubetune.api.data_paths import PVC_MOUNT_ROOT
+from kubetune.api import checkpoints
+from kubetune.api.locations import PVC_MOUNT_ROOT
 from kubetune.api.spec import FineTuneRunSpec
 
-
-
-def run_checkpoint_dir(checkpoint_root: Path, run_name: str) -> Path:
-    """The layout of the checkpoint volume, shared with the operator: <root>/<run>/checkpoints/ep{E}-ba{B}."""
-    return Path(checkpoint_root) / run_name / "checkpoints"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -28,10 +25,6 @@ class RunIdentity(_Strict):
     namespace: str = "default"
     name: str
     uid: str = Field("", description="The FineTuneRun's metadata.uid (tags the MLflow run and model version).")
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.namespace}/{self.name}"
 
 
 class TrainerPaths(_Strict):
@@ -91,19 +84,19 @@ class TrainerConfig(_Strict):
 
     @property
     def run_checkpoint_dir(self) -> Path:
-        return run_checkpoint_dir(self.paths.checkpoint_root, self.run.name)
+        return checkpoints.run_checkpoint_dir(self.paths.checkpoint_root, self.run.name)
 
     @property
     def run_output_dir(self) -> Path:
-        return self.paths.output_root / self.run.name
+        return checkpoints.run_output_dir(self.paths.output_root, self.run.name)
 
     @property
     def export_dir(self) -> Path:
-        return self.run_output_dir / "export"
+        return self.run_output_dir / checkpoints.EXPORT_FOLDER
 
     @property
     def metrics_file(self) -> Path:
-        return self.run_output_dir / "metrics.jsonl"
+        return self.run_output_dir / checkpoints.METRICS_FILE
 
     def experiment_path(self) -> str:
         return self.spec.resolved_experiment_path(self.run.namespace, self.run.name)

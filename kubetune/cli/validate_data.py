@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubetune.api.data_paths import PVC_MOUNT_ROOT
+from kubetune.api.locations import PVC_MOUNT_ROOT
 from kubetune.api.spec import TaskType
 
 EXIT_INVALID_DATA = 1
@@ -34,7 +34,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--task-type", type=TaskType, default=TaskType.CHAT_COMPLETION,
                         choices=list(TaskType), metavar="{" + ",".join(t.value for t in TaskType) + "}")
-    parser.add_argument("--model", help="a supported model name or a local model folder (its tokenizer is used)")
+    parser.add_argument(
+        "--model", help="a supported model name or a model folder (a path or pvc://CLAIM/path; its tokenizer is used)"
+    )
     parser.add_argument(
         "--context-length", type=int, help="truncation and packing length (default: the model's, capped at 8192)"
     )
@@ -68,61 +70,53 @@ def run(args: argparse.Namespace) -> int:
 
 @dataclass(frozen=True)
 class _Plan:
-    """What the arguments resolve to: tokenizer folder, context length and the system-role rule."""
+    """What the arguments resolve to: the tokenizer folder, the model folder and the notes to print."""
 
     tokenizer_path: Path | None
-    context_length: int
-    accepts_system_role: bool
+    model_folder: Path | None
     notes: list[str]
 
 
 def _plan(args: argparse.Namespace) -> _Plan:
-    from kubetune.api.supported_models import DEFAULT_CONTEXT_CAP, lookup
+    from kubetune.trainer.data import model_folder
 
-    info = lookup(args.model) if args.model else None
-    model_folder = Path(args.model) if args.model and Path(args.model).is_dir() else None
-    if args.model and info is None and model_folder is None:
-        raise UsageError(f"--model {args.model!r} is neither a supported model nor a local model folder")
+    folder = None
+    if args.model:
+        try:
+            folder = model_folder(args.model, args.pvc_mount_root)
+        except ValueError as err:
+            raise UsageError(f"--model {args.model!r} is neither a supported model nor a local model folder: {err}") from None
+        if folder is not None and not folder.is_dir():
+            raise UsageError(f"--model {args.model!r}: no model folder at {folder}")
     if args.tokenizer is not None and not args.tokenizer.is_dir():
         raise UsageError(f"--tokenizer {args.tokenizer}: no such folder")
     notes = []
-    tokenizer_path = args.tokenizer or model_folder
+    tokenizer_path = args.tokenizer or folder
     if tokenizer_path is None:
-        reason = f"no local copy of {args.model}" if info else "no --tokenizer or local --model given"
+        reason = f"no local copy of {args.model}" if args.model else "no --tokenizer or local --model given"
         notes.append(f"{reason}: format checks only (pass --tokenizer PATH for token counts and packing)")
-    max_context = info.max_context_length if info else _folder_max_context(model_folder)
-    context_length = args.context_length or min(DEFAULT_CONTEXT_CAP, max_context or DEFAULT_CONTEXT_CAP)
-    if context_length <= 0:
-        raise UsageError("--context-length must be positive")
-    if max_context and context_length > max_context:
-        raise UsageError(f"--context-length {context_length} is larger than the model's maximum {max_context}")
-    return _Plan(tokenizer_path, context_length, info.accepts_system_role if info else True, notes)
-
-
-def _folder_max_context(folder: Path | None) -> int | None:
-    import json
-
-    config = folder / "config.json" if folder else None
-    if config is None or not config.is_file():
-        return None
-    return json.loads(config.read_text()).get("max_position_embeddings")
+    return _Plan(tokenizer_path, folder, notes)
 
 
 def _validate(args: argparse.Namespace, plan: _Plan) -> str:
     import datasets
 
-    from kubetune.trainer.data import DataConfig, load_and_validate, tokenizer_accepts_system_role
+    from kubetune.api.data_rules import folder_max_context, model_max_context
+    from kubetune.trainer.data import DataConfig, load_and_validate, rules_for
 
     datasets.disable_progress_bars()  # a report, not a download log
     tokenizer = _load_tokenizer(plan.tokenizer_path) if plan.tokenizer_path else None
-    accepts_system = plan.accepts_system_role and (tokenizer is None or tokenizer_accepts_system_role(tokenizer))
-    config = DataConfig(
-        path=_as_local_when_present(args.path),
-        task_type=args.task_type,
-        context_length=plan.context_length,
-        pvc_mount_root=args.pvc_mount_root,
-        dataset_root=args.dataset_root,
-        accepts_system_role=accepts_system,
+    folder_max = folder_max_context(plan.model_folder)
+    try:
+        rules = rules_for(args.model or "", args.task_type, args.context_length, tokenizer=tokenizer, folder_max=folder_max)
+    except ValueError as err:
+        maximum = model_max_context(args.model or "", folder_max)
+        too_long = maximum and args.context_length and args.context_length > maximum
+        raise UsageError(
+            f"--context-length {args.context_length} is larger than the model's maximum {maximum}" if too_long else str(err)
+        ) from None
+    config = DataConfig.from_rules(
+        _as_local_when_present(args.path), rules, pvc_mount_root=args.pvc_mount_root, dataset_root=args.dataset_root
     )
     examples = load_and_validate(config)
     lines = [f"OK: {len(examples)} valid {args.task_type.value} examples in {args.path}", *plan.notes]

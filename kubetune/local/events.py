@@ -5,11 +5,9 @@ import time
 from datetime import datetime
 from typing import TextIO
 
+from kubetune.api.events import EventType, stage_events
 from kubetune.api.progress import TrainerReport, TrainerStage, train_update_message
 
-# Trainer stages in the order a run passes them; some become events of the same name.
-STAGE_ORDER = [TrainerStage.DATA_VALIDATED, TrainerStage.MODEL_INITIALIZED, TrainerStage.TRAINING, TrainerStage.TRAIN_FINISHED]
-STAGE_EVENTS = {TrainerStage.DATA_VALIDATED, TrainerStage.MODEL_INITIALIZED, TrainerStage.TRAIN_FINISHED}
 UPDATES_PER_RUN = 10  # TRAIN_UPDATED events per run, besides one per checkpoint
 
 
@@ -19,7 +17,7 @@ class EventPrinter:
         self.show_bar = show_bar
         self.clock = clock
         self._bar = None
-        self._stages: set[TrainerStage] = set()
+        self._milestones: set[EventType] = set()
         self._last_update_step = 0
         self._checkpoints = 0
         self._training_started: tuple[float, int] | None = None
@@ -32,23 +30,22 @@ class EventPrinter:
             print(line, file=self.out, flush=True)
 
     def progress(self, report: TrainerReport | None) -> None:
-        """Events for what changed since the last report; stages the polling missed are still announced, in order."""
+        """Events for what changed since the last report; milestones the polling missed are still announced, in order."""
         if report is None:
             return
-        reached = STAGE_ORDER.index(TrainerStage(report.stage)) if report.stage in STAGE_ORDER else -1
-        for stage in STAGE_ORDER[: reached + 1]:
-            if stage == TrainerStage.TRAIN_FINISHED and report.total_steps and report.step > 0:
+        for milestone in stage_events(report.stage):
+            if milestone is EventType.TRAIN_FINISHED and report.total_steps and report.step > 0:
                 self._training_progress(report, final=True)
-            if stage in STAGE_EVENTS and stage not in self._stages:
-                self._stages.add(stage)
-                self.event(stage.value, self._stage_message(stage, report))
+            if milestone not in self._milestones:
+                self._milestones.add(milestone)
+                self.event(milestone.value, self._milestone_message(milestone, report))
         if report.stage == TrainerStage.TRAINING and report.total_steps and report.step > 0:
             self._training_progress(report)
 
-    def _stage_message(self, stage: TrainerStage, report: TrainerReport) -> str:
-        if stage == TrainerStage.MODEL_INITIALIZED and report.total_steps:
+    def _milestone_message(self, milestone: EventType, report: TrainerReport) -> str:
+        if milestone is EventType.MODEL_INITIALIZED and report.total_steps:
             return f"{report.total_steps} steps over {report.total_epochs} epoch(s)"
-        if stage == TrainerStage.TRAIN_FINISHED:
+        if milestone is EventType.TRAIN_FINISHED:
             return f"exported to {report.export_uri}"
         return ""
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from kubetune.api.data_paths import parse_data_path
+from kubetune.api.locations import parse_data_path
 from kubetune.api.progress import TrainerReport, TrainerStage
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.local.events import EventPrinter
@@ -41,6 +41,11 @@ class LocalRun:
     @property
     def run_dir(self) -> Path:
         return self.state_root / "runs" / self.name
+
+    @property
+    def pvc_mount_root(self) -> Path:
+        """pvc://CLAIM/path is read at <state>/pvc/CLAIM/path on this machine."""
+        return self.state_root.resolve() / "pvc"
 
 
 @dataclass
@@ -103,34 +108,40 @@ def run_uid(run_dir: Path) -> str:
 
 
 def trainer_config(run: LocalRun, uid: str):
-    from kubetune.trainer.config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths
+    from kubetune.api.trainer_config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths
 
     runs = run.state_root.resolve() / "runs"
     return TrainerConfig(
         run=RunIdentity(namespace=LOCAL_NAMESPACE, name=run.name, uid=uid),
         spec=run.spec,
         # <root>/<name>/checkpoints and <root>/<name>/export: both roots are the runs folder.
-        paths=TrainerPaths(checkpoint_root=runs, output_root=runs, pvc_mount_root=run.state_root.resolve() / "pvc"),
+        paths=TrainerPaths(checkpoint_root=runs, output_root=runs, pvc_mount_root=run.pvc_mount_root),
         mlflow_tracking_uri=run.tracking_uri,
         mlflow_artifact_root=run.artifact_root,
         progress=ProgressTarget(kind="file", path=runs / run.name / "progress.json", min_interval_s=1.0),
     )
 
 
-def validate_data(spec: FineTuneRunSpec) -> list[str]:
-    """Every data problem (file, line, rule) of the train and eval data, before any process starts."""
-    from kubetune.api.spec import TaskType
-    from kubetune.trainer.data import DataConfig, DataValidationError, load_and_validate
+def validate_data(run: LocalRun) -> list[str]:
+    """Every data problem (file, line, rule) of the train and eval data, before any process starts, under
+    the same rules the trainer will apply (kubetune.trainer.data.rules_for)."""
+    from kubetune.api.data_rules import folder_max_context
+    from kubetune.trainer.data import DataConfig, DataValidationError, load_and_validate, model_folder, rules_for
+    from kubetune.trainer.modeling import ModelSource, load_tokenizer
 
-    info = spec.model_info
+    spec = run.spec
+    folder = model_folder(spec.model, run.pvc_mount_root)
+    tokenizer = load_tokenizer(ModelSource(str(folder))) if folder is not None and folder.is_dir() else None
+    try:
+        rules = rules_for(
+            spec.model, spec.task_type, spec.context_length, tokenizer=tokenizer, folder_max=folder_max_context(folder)
+        )
+    except ValueError as error:
+        return [f"spec.contextLength: {error}"]
     problems = []
     for path in filter(None, (spec.train_data_path, spec.eval_data_path)):
-        config = DataConfig(
-            path=path, task_type=TaskType(spec.task_type), context_length=spec.effective_context_length(),
-            accepts_system_role=info.accepts_system_role if info else True,
-        )
         try:
-            load_and_validate(config)
+            load_and_validate(DataConfig.from_rules(path, rules, pvc_mount_root=run.pvc_mount_root))
         except DataValidationError as error:
             problems.append(str(error))
     return problems
@@ -146,7 +157,7 @@ def run_local(run: LocalRun, printer: EventPrinter, register: Callable | None = 
     """The whole run. `register` (default kubetune.registry.register_model) is called after training succeeds."""
     printer.event("CREATED", f"run {run.name}: {run.spec.model} on {run.spec.train_data_path}")
     if run.spec.validate_inputs:
-        problems = validate_data(run.spec)
+        problems = validate_data(run)
         if problems:
             printer.event("FAILED", "\n".join(problems))
             return LocalResult(False, problems=problems)
@@ -195,7 +206,8 @@ def _read_report(path: Path) -> TrainerReport | None:
 
 
 def _register(run: LocalRun, uid: str, report: TrainerReport, printer: EventPrinter, register: Callable | None) -> LocalResult:
-    from kubetune.registry import RUN_TAG, RUN_UID_TAG, RegistrationError, register_model
+    from kubetune.api.mlflow_tags import run_tags
+    from kubetune.registry import RegistrationError, register_model
 
     name = run.spec.registered_model_name(run.name)
     # A fresh SQLite store logs its schema migrations at INFO through alembic, which installs its own
@@ -204,7 +216,7 @@ def _register(run: LocalRun, uid: str, report: TrainerReport, printer: EventPrin
     try:
         version = (register or register_model)(
             run.tracking_uri, name, report.export_uri, report.mlflow_run_id,
-            {RUN_TAG: f"{LOCAL_NAMESPACE}/{run.name}", RUN_UID_TAG: uid},
+            run_tags(LOCAL_NAMESPACE, run.name, uid),
         )
     except RegistrationError as error:
         printer.event("FAILED", str(error))

@@ -20,9 +20,18 @@ from kubetune.sdk.client import RunsClient, get_client
 from kubetune.sdk.errors import ClusterUnavailableError, RunAlreadyExistsError
 from kubetune.sdk.events import TrainingEvent, event_key
 from kubetune.sdk.filters import DEFAULT_LIMIT, filter_runs
-from kubetune.sdk.run import CREATED_BY_ANNOTATION, TrainingRun
+from kubetune.sdk.run import (
+    CREATED_BY_ANNOTATION,
+    RunRef,
+    TrainingRun,
+    cancel_run,
+    fetch_run,
+    resolve_run,
+    run_checkpoints,
+    run_events,
+    run_name,
+)
 
-RunRef = str | TrainingRun
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_RULE = "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63"
 GENERATED_NAME_ATTEMPTS = 3
@@ -98,8 +107,7 @@ def submit(
 
 def get(training_run: RunRef) -> TrainingRun:
     """The run as it is now; RunNotFoundError names the run and namespace when it does not exist."""
-    name, client = _resolve(training_run)
-    return TrainingRun.from_resource(client.get(name))
+    return fetch_run(training_run)
 
 
 def list(  # noqa: A001 - the name Databricks' SDK uses
@@ -117,7 +125,7 @@ def list(  # noqa: A001 - the name Databricks' SDK uses
 
     `include_details` is accepted for compatibility; runs always carry their details and events.
     """
-    names = [_name(r) for r in training_runs] if training_runs else None
+    names = [run_name(r) for r in training_runs] if training_runs else None
     return filter_runs(
         get_client().list(), names=names, experiment_id=experiment_id, statuses=statuses,
         user_emails=user_emails, before=before, after=after, limit=limit,
@@ -133,11 +141,8 @@ def cancel(runs: RunRef | Iterable[RunRef] | None = None, experiment_id: str | N
         raise ValueError("cancel: pass runs (a run, a name, or a list of them) or experiment_id")
     cancelled = 0
     for name, client in _targets(runs, experiment_id):
-        run = TrainingRun.from_resource(client.get(name))
-        if run.status.is_terminal or run.suspended:
-            continue
-        client.patch(name, build.CANCEL_PATCH)
-        cancelled += 1
+        if cancel_run(name, client):
+            cancelled += 1
     return cancelled
 
 
@@ -158,13 +163,13 @@ def get_events(
     """The run's events, oldest first. With follow=True, a generator that yields each event as it
     happens (starting with the history) and ends when the run completes, fails or is stopped."""
     if not follow:
-        return get(training_run).events
+        return run_events(training_run)
     return _follow_events(training_run, poll_seconds)
 
 
 def get_checkpoints(training_run: RunRef) -> builtins.list[CheckpointRef]:
     """The run's complete checkpoints (name `ep{E}-ba{B}`, path, step), oldest first."""
-    return sorted(get(training_run).checkpoints, key=lambda c: c.step)
+    return run_checkpoints(training_run)
 
 
 def follow(
@@ -174,7 +179,7 @@ def follow(
 
     Runs take hours: an API server that is briefly unreachable is retried for up to `retry_seconds`.
     """
-    name, client = _resolve(training_run)
+    name, client = resolve_run(training_run)
     seen_version = None
     failing_since = None
     while True:
@@ -206,22 +211,8 @@ def _follow_events(training_run: RunRef, poll_seconds: float) -> Iterator[Traini
                 yield event
 
 
-def _name(run: RunRef) -> str:
-    if isinstance(run, TrainingRun):
-        return run.name
-    if isinstance(run, str) and run:
-        return run
-    raise TypeError(f"expected a run object or a run name, got {run!r}")
-
-
-def _resolve(run: RunRef) -> tuple[str, RunsClient]:
-    """The run's name and a client for its namespace (a run object remembers where it lives)."""
-    namespace = run.namespace if isinstance(run, TrainingRun) else None
-    return _name(run), get_client().in_namespace(namespace)
-
-
 def _targets(runs: RunRef | Iterable[RunRef] | None, experiment_id: str | None) -> builtins.list[tuple[str, RunsClient]]:
     chosen = [] if runs is None else ([runs] if isinstance(runs, (str, TrainingRun)) else builtins.list(runs))
     if experiment_id is not None:
         chosen += filter_runs(get_client().list(), experiment_id=experiment_id, limit=None)
-    return [_resolve(r) for r in chosen]
+    return [resolve_run(r) for r in chosen]

@@ -1,7 +1,8 @@
 """The connection to the cluster: which kubeconfig, context and namespace the SDK talks to.
 
 The default is the current kubeconfig context and its namespace (like kubectl),
-or the pod's service account and namespace when running inside a cluster.
+or the pod's service account and namespace when running inside a cluster
+(kubetune.kube_client's precedence, shared with the operator and the trainer).
 `configure(...)` overrides any of them for the rest of the process.
 """
 
@@ -9,13 +10,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.sdk import errors
 
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 REQUEST_TIMEOUT_SECONDS = 30
 FIELD_MANAGER = "kubetune-sdk"
 
@@ -49,42 +48,16 @@ def get_client() -> "RunsClient":
 
 
 def connect(target: Target) -> "RunsClient":
+    """Connect as every part of Kubetune does (kubetune.kube_client); the target's namespace wins over the context's."""
     from kubernetes import client as k8s
-    from kubernetes import config
-    from kubernetes.config.config_exception import ConfigException
 
-    kubeconfig = target.kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+    from kubetune import kube_client
+
     try:
-        if target.kubeconfig or target.context or _any_file_exists(kubeconfig):
-            if not _any_file_exists(kubeconfig):
-                raise errors.KubeconfigError(f"kubeconfig {kubeconfig} does not exist")
-            api_client = config.new_client_from_config(config_file=kubeconfig, context=target.context, persist_config=False)
-            namespace = target.namespace or _context_namespace(kubeconfig, target.context)
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            configuration = k8s.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
-            api_client = k8s.ApiClient(configuration)
-            namespace = target.namespace or SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-        else:
-            raise errors.KubeconfigError(
-                f"no kubeconfig at {kubeconfig} and not running inside a cluster: pass kubeconfig= to "
-                "kubetune.foundation_model.configure(), set KUBECONFIG, or use --kubeconfig"
-            )
-    except ConfigException as error:
-        raise errors.KubeconfigError(f"cannot use kubeconfig {kubeconfig}: {error}") from None
-    return RunsClient(k8s.CustomObjectsApi(api_client), namespace)
-
-
-def _any_file_exists(kubeconfig: str) -> bool:
-    return any(Path(p).expanduser().is_file() for p in kubeconfig.split(os.pathsep) if p)
-
-
-def _context_namespace(kubeconfig: str, context: str | None) -> str:
-    from kubernetes import config
-
-    contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
-    chosen = next((c for c in contexts if c["name"] == context), None) if context else active
-    return ((chosen or {}).get("context") or {}).get("namespace") or "default"
+        connection = kube_client.connect(target.kubeconfig, target.context)
+    except kube_client.KubeconfigError as error:
+        raise errors.KubeconfigError(str(error)) from None
+    return RunsClient(k8s.CustomObjectsApi(connection.api_client), target.namespace or connection.namespace)
 
 
 class RunsClient:

@@ -1,34 +1,16 @@
 """A run's history as Databricks-style events, read from status.events.
 
-The operator appends an event (type, time, message) on every transition and
-keeps the last MAX_EVENTS; TRAIN_UPDATED messages look like
+The operator appends an event (type, time, message) on every transition; the types and
+which trainer stage makes which are kubetune.api.events. TRAIN_UPDATED messages look like
 `[epoch=1/3][batch=50/56][ETA=5min] Train loss: 1.71`.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
+from kubetune.api.events import TERMINAL_EVENT_TYPES, EventType
 from kubetune.sdk.timeutil import parse_time
-
-
-class EventType(str, Enum):
-    CREATED = "CREATED"
-    STARTED = "STARTED"
-    DATA_VALIDATED = "DATA_VALIDATED"
-    MODEL_INITIALIZED = "MODEL_INITIALIZED"
-    TRAIN_UPDATED = "TRAIN_UPDATED"
-    TRAIN_FINISHED = "TRAIN_FINISHED"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELED = "CANCELED"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-TERMINAL_EVENT_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELED", "STOPPED"})
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""The run object: a FineTuneRun read as Databricks' TrainingRun (FinetuningRun), plus Kubetune's extras."""
+"""The run object: a FineTuneRun read as Databricks' TrainingRun (FinetuningRun), plus Kubetune's extras.
+
+Also the single-run operations (read one run, cancel one run) that the run object's methods use and
+that kubetune.sdk.api builds on: this module talks to kubetune.sdk.client itself and never imports
+kubetune.sdk.api, which sits on top of it.
+"""
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -8,6 +13,8 @@ from pydantic import BaseModel, ValidationError
 
 from kubetune.api.progress import CheckpointRef
 from kubetune.api.status import Condition, Metrics, MlflowRef, Progress, RegisteredModel
+from kubetune.sdk import build
+from kubetune.sdk.client import RunsClient, get_client
 from kubetune.sdk.events import EventType, TrainingEvent, parse_events
 from kubetune.sdk.status import RunStatus, run_status
 from kubetune.sdk.timeutil import parse_time
@@ -108,28 +115,61 @@ class TrainingRun:
 
     def refresh(self) -> "TrainingRun":
         """The run as it is now (a new object, as in Databricks' SDK)."""
-        from kubetune.sdk import api
-
-        return api.get(self)
+        return fetch_run(self)
 
     def cancel(self) -> int:
         """Stop the run, keeping its checkpoints; returns 1 if it was cancelled, 0 if it had already ended."""
-        from kubetune.sdk import api
-
-        return api.cancel(self)
+        return int(cancel_run(*resolve_run(self)))
 
     def get_events(self) -> list[TrainingEvent]:
-        from kubetune.sdk import api
-
-        return api.get_events(self)
+        return run_events(self)
 
     def get_checkpoints(self) -> list[CheckpointRef]:
-        from kubetune.sdk import api
-
-        return api.get_checkpoints(self)
+        return run_checkpoints(self)
 
 
 FinetuningRun = TrainingRun
+RunRef = str | TrainingRun
+
+
+def run_name(run: RunRef) -> str:
+    """The name of a run given as a run object or a run's name."""
+    if isinstance(run, TrainingRun):
+        return run.name
+    if isinstance(run, str) and run:
+        return run
+    raise TypeError(f"expected a run object or a run name, got {run!r}")
+
+
+def resolve_run(run: RunRef) -> tuple[str, RunsClient]:
+    """The run's name and a client for its namespace (a run object remembers where it lives)."""
+    namespace = run.namespace if isinstance(run, TrainingRun) else None
+    return run_name(run), get_client().in_namespace(namespace)
+
+
+def fetch_run(run: RunRef) -> TrainingRun:
+    """The run as it is now; RunNotFoundError names the run and namespace when it does not exist."""
+    name, client = resolve_run(run)
+    return TrainingRun.from_resource(client.get(name))
+
+
+def cancel_run(name: str, client: RunsClient) -> bool:
+    """Stop one run (spec.suspend: true); False when it had already ended or was being cancelled."""
+    run = TrainingRun.from_resource(client.get(name))
+    if run.status.is_terminal or run.suspended:
+        return False
+    client.patch(name, build.CANCEL_PATCH)
+    return True
+
+
+def run_events(run: RunRef) -> list[TrainingEvent]:
+    """The run's events as they are now, oldest first."""
+    return fetch_run(run).events
+
+
+def run_checkpoints(run: RunRef) -> list[CheckpointRef]:
+    """The run's complete checkpoints as they are now, oldest first."""
+    return sorted(fetch_run(run).checkpoints, key=lambda c: c.step)
 
 
 def _estimated_end(state: RunStatus, progress: Progress | None, events: list[TrainingEvent]) -> datetime | None:

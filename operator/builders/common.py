@@ -4,7 +4,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubetune.api import API_VERSION, KIND
-from kubetune.api.data_paths import PVC_MOUNT_ROOT, parse_data_path
+from kubetune.api.locations import PVC_MOUNT_ROOT, claims
+from kubetune.api.spec import FineTuneRunSpec
 from kubetune.operator import names
 from kubetune.operator.config import OperatorConfig
 
@@ -76,21 +77,17 @@ def secret_env_from(config: OperatorConfig) -> list[Manifest]:
     return [{"secretRef": {"name": secret}}] if secret else []
 
 
-def data_claims(*paths: str | None) -> list[str]:
-    """The PersistentVolumeClaims named by pvc:// data paths, sorted, without repeats."""
-    claims = {parse_data_path(p).claim for p in paths if p and p.startswith("pvc://")}
-    return sorted(c for c in claims if c)
-
-
-def data_volumes(claims: list[str]) -> tuple[list[Manifest], list[Manifest]]:
-    """Read-only volumes for data claims, mounted at /mnt/data/<claim> (where pvc://CLAIM/path is read)."""
+def input_volumes(spec: FineTuneRunSpec) -> tuple[list[Manifest], list[Manifest]]:
+    """Read-only volumes for every claim the run reads (data, model folder, custom weights), each mounted
+    at /mnt/data/<claim>, where every side reads pvc://CLAIM/path."""
+    names = claims(*spec.input_locations().values())
     volumes = [
         {"name": f"data-{i}", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-        for i, claim in enumerate(claims)
+        for i, claim in enumerate(names)
     ]
     mounts = [
         {"name": f"data-{i}", "mountPath": f"{PVC_MOUNT_ROOT}/{claim}", "readOnly": True}
-        for i, claim in enumerate(claims)
+        for i, claim in enumerate(names)
     ]
     return volumes, mounts
 

@@ -1,22 +1,20 @@
-"""The trainer's configuration file (kubetune.trainer.config.TrainerConfig) and its ConfigMap."""
+"""The trainer's configuration file (kubetune.api.trainer_config.TrainerConfig) and its ConfigMap."""
 
-import re
 from pathlib import Path
 
-from kubetune.api.data_paths import PVC_MOUNT_ROOT
-from kubetune.api.spec import DNS_LABEL_PATTERN, FineTuneRunSpec
+from kubetune.api.checkpoints import custom_weights_path
+from kubetune.api.locations import PVC_MOUNT_ROOT, parse_custom_weights
+from kubetune.api.spec import FineTuneRunSpec
+from kubetune.api.trainer_config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths
 from kubetune.operator import names
 from kubetune.operator.builders.common import Manifest, RunRef, metadata
 from kubetune.operator.config import OperatorConfig
-from kubetune.trainer.config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths, run_checkpoint_dir
-
-_RUN_NAME = re.compile(DNS_LABEL_PATTERN)
 
 
 def resolve_custom_weights(path: str | None, mount_path: str) -> str | None:
-    """A bare run name (no '/', no scheme) means that earlier run's latest checkpoint."""
-    if path and _RUN_NAME.match(path):
-        return str(run_checkpoint_dir(Path(mount_path), path) / "latest")
+    """A run name becomes that run's `latest` on the checkpoint volume, so the trainer's config shows what it reads."""
+    if path and parse_custom_weights(path).kind == "run_name":
+        return str(custom_weights_path(path, mount_path))
     return path
 
 

@@ -75,8 +75,7 @@ def trainer_resources(placement: Placement) -> Manifest:
 
 
 def _trainer_container(run: RunRef, spec: FineTuneRunSpec, config: OperatorConfig, placement: Placement, attempt: int):
-    claims = common.data_claims(spec.train_data_path, spec.eval_data_path)
-    data_volumes, data_mounts = common.data_volumes(claims)
+    data_volumes, data_mounts = common.input_volumes(spec)
     container = {
         "name": TRAINER_CONTAINER,
         "image": config.images.trainer,

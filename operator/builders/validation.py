@@ -18,8 +18,7 @@ def validate_command(path: str, spec: FineTuneRunSpec) -> list[str]:
 def build_validation_job(run: RunRef, spec: FineTuneRunSpec, config: OperatorConfig) -> Manifest:
     """One container per input path, running side by side; the pod succeeds when every path is valid."""
     pool = config.pools[validation_pool_name(config)]
-    claims = common.data_claims(spec.train_data_path, spec.eval_data_path)
-    data_volumes, data_mounts = common.data_volumes(claims)
+    data_volumes, data_mounts = common.input_volumes(spec)
     resources = {"requests": {k: v for k, v in (("cpu", pool.cpu), ("memory", pool.memory)) if v}}
     inputs = [("validate-train", spec.train_data_path)]
     if spec.eval_data_path:

@@ -9,7 +9,7 @@ import subprocess
 import yaml
 
 from helpers.cluster import REPO_ROOT
-from kubetune.api.data_paths import parse_data_path
+from kubetune.api.locations import parse_data_path
 from kubetune.api.spec import FineTuneRunSpec
 
 SCRIPT = REPO_ROOT / "hack" / "e2e-kind.sh"

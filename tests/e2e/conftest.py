@@ -16,7 +16,6 @@ import yaml
 
 from helpers.operator_fixtures import (  # noqa: F401 - pytest registers the fixtures it finds here
     kube_api,
-    mlflow_uri,
     namespace,
     operator,
     operator_config,

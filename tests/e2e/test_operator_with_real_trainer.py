@@ -19,7 +19,7 @@ import pytest
 
 from helpers import cluster, torchrun
 from kubetune.api import GROUP, VERSION
-from kubetune.trainer.config import TrainerConfig
+from kubetune.api.trainer_config import TrainerConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 

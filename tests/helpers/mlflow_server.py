@@ -1,6 +1,7 @@
 """A real MLflow tracking server for tests: SQLite backend, local artifact root, a free port.
 
-Usage (a pytest fixture wraps it in each layer's conftest):
+Every layer's tests share one server through the session fixture `mlflow_uri` (this module is a
+pytest plugin, registered by tests/conftest.py). Directly:
 
     with running_mlflow_server(tmp_path) as uri:
         client = mlflow.MlflowClient(uri)
@@ -21,7 +22,16 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 START_TIMEOUT_S = 120.0  # the first start migrates the SQLite schema; on a busy 2-core machine that takes a while
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory):
+    """The URI of the session's one real MLflow tracking server (SQLite backend)."""
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri
 
 
 def free_port() -> int:

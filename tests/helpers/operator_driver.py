@@ -14,7 +14,7 @@ from kubernetes import client as k8s
 from helpers import cluster
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.api.progress import TrainerReport
-from kubetune.trainer.config import RunIdentity
+from kubetune.api.trainer_config import RunIdentity
 from kubetune.trainer.progress import KubernetesReporter
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multinode.yaml"

@@ -5,7 +5,7 @@ imports them by name, so pytest registers them for that folder only.
 
 kube_api               (session) the shared client (tests/conftest.py), with the FineTuneRun CRD applied
 namespace              (function) the shared fresh namespace plus a pre-bound volume for the checkpoint claim
-mlflow_uri             (session) a real MLflow tracking server (helpers.mlflow_server)
+mlflow_uri             (session, helpers.mlflow_server) the session's one real MLflow tracking server
 operator_config        (session) examples/operator-config.yaml with short intervals and the test MLflow
 operator               (function) `kubetune operator --standalone --namespace NS` as a subprocess
 runs                   (function) a RunDriver: apply, wait, inject trainer reports, finish pods
@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from helpers import cluster
-from helpers.mlflow_server import free_port, running_mlflow_server
+from helpers.mlflow_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,12 +35,6 @@ def kube_api(kube_api, crd_installed):
     if not cluster.has_simulated_pools(kube_api):
         pytest.skip("the cluster has no simulated GPU pools (hack/kwok/nodes.yaml)")
     return kube_api
-
-
-@pytest.fixture(scope="session")
-def mlflow_uri(tmp_path_factory):
-    with running_mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
-        yield uri
 
 
 @pytest.fixture(scope="session")

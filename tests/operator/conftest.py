@@ -6,7 +6,6 @@ kube_api, namespace, mlflow_uri, operator_config, operator, runs.
 
 from helpers.operator_fixtures import (  # noqa: F401 - pytest registers the fixtures it finds here
     kube_api,
-    mlflow_uri,
     namespace,
     operator,
     operator_config,

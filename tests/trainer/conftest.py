@@ -9,7 +9,7 @@ import torch
 
 from helpers.mlflow_server import free_port
 from kubetune.api.spec import FineTuneRunSpec
-from kubetune.trainer.config import RunIdentity, TrainerConfig, TrainerPaths, TrainingOptions
+from kubetune.api.trainer_config import RunIdentity, TrainerConfig, TrainerPaths, TrainingOptions
 from kubetune.trainer.tiny_models import build_tokenizer, build_tiny_model
 
 
@@ -53,15 +53,6 @@ def write_jsonl(tmp_path):
         return path
 
     return write
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """The URI of a real MLflow tracking server (SQLite backend), shared by the session's tests."""
-    from helpers.mlflow_server import running_mlflow_server
-
-    with running_mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
-        yield uri
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import fsspec
 import pytest
 from helpers.data import chat
 
-from kubetune.api.data_paths import parse_data_path
+from kubetune.api.locations import parse_data_path
 from kubetune.api.spec import TaskType
 from kubetune.trainer.data import DataConfig, DataValidationError, load_and_validate
 from kubetune.trainer.data.sources import read_records

@@ -13,8 +13,8 @@ import torch
 
 from helpers.torchrun import kill_group, losses_by_step, run_nodes, run_standalone, standalone_command, start, tail, wait_for
 from kubetune.api.spec import FineTuneRunSpec
-from kubetune.trainer.checkpoint import list_checkpoints, parse_checkpoint_name
-from kubetune.trainer.config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths, TrainingOptions
+from kubetune.api.checkpoints import list_checkpoints, parse_checkpoint_name
+from kubetune.api.trainer_config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths, TrainingOptions
 
 pytestmark = pytest.mark.trainer
 

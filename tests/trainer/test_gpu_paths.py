@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from helpers.torchrun import losses_by_step
-from kubetune.trainer.config import TrainingOptions
+from kubetune.api.trainer_config import TrainingOptions
 from kubetune.trainer.data import block_causal_mask, model_inputs
 from kubetune.trainer.distributed import backend_for, compute_dtype, mixed_precision, wants_activation_checkpointing
 from kubetune.trainer.recipe import run

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubetune.registry import RUN_TAG
+from kubetune.api.mlflow_tags import RUN_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBETUNE = str(Path(sys.executable).with_name("kubetune"))
@@ -41,21 +41,21 @@ def small_quickstart(folder: Path) -> Path:
 
 @pytest.mark.trainer
 @pytest.mark.mlflow
-def test_local_run_registers_one_tagged_version_even_when_run_again(tmp_path, mlflow_server):
+def test_local_run_registers_one_tagged_version_even_when_run_again(tmp_path, mlflow_uri):
     from mlflow import MlflowClient
 
     manifest = small_quickstart(tmp_path / "project")
     state = tmp_path / "state"
     state.mkdir()
 
-    first = kubetune_run(manifest, state, mlflow_server)
+    first = kubetune_run(manifest, state, mlflow_uri)
     assert first.returncode == 0, first.stdout + first.stderr
     for event in ("CREATED", "STARTED", "DATA_VALIDATED", "MODEL_INITIALIZED", "TRAIN_UPDATED", "TRAIN_FINISHED", "COMPLETED"):
         assert event in first.stdout, event
     assert "Train loss:" in first.stdout and "[epoch=1/1]" in first.stdout
     assert "Registered model: main.default.quickstart version 1" in first.stdout
 
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_uri)
     versions = client.search_model_versions("name = 'main.default.quickstart'")
     assert [v.version for v in versions] == ["1"]
     assert versions[0].tags[RUN_TAG] == "local/quickstart"
@@ -65,7 +65,7 @@ def test_local_run_registers_one_tagged_version_even_when_run_again(tmp_path, ml
     assert {"model", "generations.json"} <= artifacts
     assert (state / "runs" / "quickstart" / "checkpoints" / "latest").exists()
 
-    again = kubetune_run(manifest, state, mlflow_server)  # resumes at its last step, exports, registers again
+    again = kubetune_run(manifest, state, mlflow_uri)  # resumes at its last step, exports, registers again
     assert again.returncode == 0, again.stdout + again.stderr
     assert "version 1" in again.stdout
     assert [v.version for v in client.search_model_versions("name = 'main.default.quickstart'")] == ["1"]

@@ -2,7 +2,8 @@
 
 import pytest
 
-from kubetune.registry import RUN_TAG, RUN_UID_TAG, RegisteredVersion, register_model
+from kubetune.api.mlflow_tags import RUN_TAG, RUN_UID_TAG
+from kubetune.registry import RegisteredVersion, register_model
 
 pytestmark = pytest.mark.mlflow
 
@@ -20,30 +21,30 @@ def _logged_source(uri: str, tmp_path) -> tuple[str, str]:
     return run.info.run_id, f"{run.info.artifact_uri}/model"
 
 
-def test_registers_a_tagged_version_once(mlflow_server, tmp_path):
+def test_registers_a_tagged_version_once(mlflow_uri, tmp_path):
     from mlflow import MlflowClient
 
-    run_id, source = _logged_source(mlflow_server, tmp_path)
+    run_id, source = _logged_source(mlflow_uri, tmp_path)
     name = f"main.default.reg_{tmp_path.name.replace('-', '_')}"
     tags = {RUN_TAG: "ns/my-run", RUN_UID_TAG: "uid-1"}
 
-    first = register_model(mlflow_server, name, source, run_id, tags)
-    retried = register_model(mlflow_server, name, source, run_id, tags)
+    first = register_model(mlflow_uri, name, source, run_id, tags)
+    retried = register_model(mlflow_uri, name, source, run_id, tags)
 
     assert first == RegisteredVersion(name, "1")
     assert retried == first
-    versions = MlflowClient(mlflow_server).search_model_versions(f"name = '{name}'")
+    versions = MlflowClient(mlflow_uri).search_model_versions(f"name = '{name}'")
     assert [v.version for v in versions] == ["1"]
     assert versions[0].tags[RUN_TAG] == "ns/my-run"
     assert versions[0].tags[RUN_UID_TAG] == "uid-1"
     assert versions[0].run_id == run_id
 
 
-def test_another_run_gets_the_next_version(mlflow_server, tmp_path):
-    run_id, source = _logged_source(mlflow_server, tmp_path)
+def test_another_run_gets_the_next_version(mlflow_uri, tmp_path):
+    run_id, source = _logged_source(mlflow_uri, tmp_path)
     name = f"main.default.next_{tmp_path.name.replace('-', '_')}"
 
-    first = register_model(mlflow_server, name, source, run_id, {RUN_TAG: "ns/a", RUN_UID_TAG: "uid-a"})
-    second = register_model(mlflow_server, name, source, run_id, {RUN_TAG: "ns/b", RUN_UID_TAG: "uid-b"})
+    first = register_model(mlflow_uri, name, source, run_id, {RUN_TAG: "ns/a", RUN_UID_TAG: "uid-a"})
+    second = register_model(mlflow_uri, name, source, run_id, {RUN_TAG: "ns/b", RUN_UID_TAG: "uid-b"})
 
     assert (first.version, second.version) == ("1", "2")

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from kubetune.api.duration import TrainingDuration
-from kubetune.trainer.checkpoint import (
+from kubetune.api.checkpoints import (
     COMPLETE_MARKER,
     CheckpointNotFoundError,
     checkpoint_name,
@@ -15,7 +15,7 @@ from kubetune.trainer.checkpoint import (
     point_latest,
     resolve_custom_weights,
 )
-from kubetune.trainer.config import TrainingOptions
+from kubetune.api.trainer_config import TrainingOptions
 from kubetune.trainer.optim import BatchShape, lr_multiplier, plan_steps, warmup_steps
 from kubetune.trainer.sampler import SamplerPosition, StepSampler
 

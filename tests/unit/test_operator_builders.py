@@ -8,7 +8,7 @@ from kubetune.operator.builders.trainer_config import build_trainer_config, buil
 from kubetune.operator.builders.training import build_training_job, build_workers_service, merge_pod_template, queue_name
 from kubetune.operator.builders.validation import build_validation_job
 from kubetune.operator.placement import resolve_placement
-from kubetune.trainer.config import TrainerConfig
+from kubetune.api.trainer_config import TrainerConfig
 
 CONFIG = make_config()
 

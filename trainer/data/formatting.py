@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 from jinja2.exceptions import TemplateError
 
+from kubetune.api.data_rules import IGNORE_INDEX
 from kubetune.api.spec import TaskType
 
 from .records import Example, Message, Origin
 from .validation import MAX_REPORTED, DataProblem, DataValidationError
 
-IGNORE_INDEX = -100
 _GENERATION_BLOCK = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 # For base models that ship no chat template: plain role headers, EOS closing each assistant turn.
@@ -148,15 +148,3 @@ def tokenize_text(text: str, tokenizer) -> tuple[list[int], list[int]]:
 
 def _eos(tokenizer) -> list[int]:
     return [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
-
-
-def tokenizer_accepts_system_role(tokenizer) -> bool:
-    """Whether the chat template renders a system message (Mistral's raises instead)."""
-    if not tokenizer.chat_template:
-        return True
-    probe = [{"role": role, "content": role[0]} for role in ("system", "user", "assistant")]
-    try:
-        tokenizer.apply_chat_template(probe, tokenize=False)
-    except TemplateError:
-        return False
-    return True

@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubetune.api.data_paths import PVC_MOUNT_ROOT, parse_data_path
+from kubetune.api.data_rules import DataRules
+from kubetune.api.locations import PVC_MOUNT_ROOT, parse_data_path
 from kubetune.api.spec import TaskType
 
 from .formatting import tokenize_examples
@@ -15,13 +16,25 @@ from .validation import DataProblem, DataValidationError, validate_records
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str  # any trainDataPath form (see kubetune.api.data_paths)
+    path: str  # any trainDataPath form (see kubetune.api.locations)
     task_type: TaskType
     context_length: int
     pvc_mount_root: Path = Path(PVC_MOUNT_ROOT)  # where the operator mounts claim CLAIM: ROOT/CLAIM
     dataset_root: Path | None = None  # an offline mirror of the Hugging Face hub: ROOT/org/name
-    accepts_system_role: bool = True  # from the model's ModelInfo (Mistral: False)
+    accepts_system_role: bool = True  # decided by kubetune.trainer.data.rules_for (Mistral: False)
     hf_cache_dir: Path | None = None  # where `datasets` caches what it loads; its own default when None
+
+    @classmethod
+    def from_rules(cls, path: str, rules: DataRules, **where: Path | None) -> "DataConfig":
+        """`where`: pvc_mount_root, dataset_root, hf_cache_dir."""
+        located = {key: value for key, value in where.items() if value is not None}
+        return cls(
+            path=path,
+            task_type=TaskType(rules.task_type),
+            context_length=rules.context_length,
+            accepts_system_role=rules.accepts_system_role,
+            **located,  # type: ignore[arg-type]
+        )
 
 
 def load_and_validate(config: DataConfig) -> list[Example]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import fsspec
 
-from kubetune.api.data_paths import PVC_MOUNT_ROOT, DataLocation
+from kubetune.api.locations import PVC_MOUNT_ROOT, Location
 from kubetune.api.spec import TaskType
 
 from .records import Origin, RawRecord
@@ -24,7 +24,7 @@ DELTA_LOG = "_delta_log"
 
 
 def read_records(
-    location: DataLocation,
+    location: Location,
     task_type: TaskType,
     *,
     pvc_mount_root: Path = Path(PVC_MOUNT_ROOT),
@@ -45,13 +45,10 @@ def read_records(
     return _read_files(fs, _data_files(fs, path, location.uri, task_type), task_type)
 
 
-def resolve_url(location: DataLocation, pvc_mount_root: Path) -> str:
+def resolve_url(location: Location, pvc_mount_root: Path) -> str:
     """The URL fsspec opens: a PVC path becomes its mount point (the operator mounts CLAIM at ROOT/CLAIM)."""
-    if location.kind == "pvc":
-        return str(pvc_mount_root / location.claim / location.path.lstrip("/"))
-    if location.kind == "local" and location.uri.startswith("file://"):
-        return location.path
-    return location.uri
+    local = location.local_path(pvc_mount_root)
+    return location.uri if local is None else str(local)
 
 
 def _data_files(fs, path: str, display: str, task_type: TaskType) -> list[str]:
@@ -129,7 +126,7 @@ def read_delta_table(url: str, *, display: str) -> Iterator[RawRecord]:
 
 
 def read_hf_dataset(
-    location: DataLocation, *, dataset_root: Path | None, cache_dir: Path | None
+    location: Location, *, dataset_root: Path | None, cache_dir: Path | None
 ) -> Iterator[RawRecord]:
     """Rows of a Hugging Face dataset split, through the same `load_dataset` call whether hub or mirror."""
     import datasets

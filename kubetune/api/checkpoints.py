@@ -1,0 +1,119 @@
+"""The checkpoint and export layout on the checkpoint volume, shared by the trainer (which writes
+it), the operator (which mounts it and names it in status) and local mode.
+
+    <checkpoint_root>/<run>/checkpoints/
+        ep1-ba5/                 a torch.distributed.checkpoint folder (model + optimizer shards)
+            .metadata, __*_*.distcp
+            rng/rank{R}.pt       every rank's RNG states
+            progress.json        TrainingProgress: step, epoch, sampler position, tokens, scheduler
+            COMPLETE             written last: only complete checkpoints count
+        latest                   a one-line file naming the newest complete checkpoint (atomic os.replace)
+    <output_root>/<run>/export/        the final Hugging Face export
+    <output_root>/<run>/metrics.jsonl  rank 0's metrics, appended across restarts
+
+`ep{E}-ba{B}` names the checkpoint by epochs completed (E) and optimizer steps done (B).
+Only the standard library: the operator reads this without torch.
+"""
+
+import os
+import re
+from pathlib import Path
+
+from kubetune.api.locations import PVC_MOUNT_ROOT, parse_custom_weights
+
+COMPLETE_MARKER = "COMPLETE"
+LATEST = "latest"
+PROGRESS_FILE = "progress.json"
+RNG_FOLDER = "rng"
+CHECKPOINTS_FOLDER = "checkpoints"
+EXPORT_FOLDER = "export"
+METRICS_FILE = "metrics.jsonl"
+_NAME = re.compile(r"^ep(?P<epoch>\d+)-ba(?P<step>\d+)$")
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """customWeightsPath (or a resume) names no complete checkpoint; a user error, not a transient fault."""
+
+
+def run_checkpoint_dir(checkpoint_root: Path | str, run_name: str) -> Path:
+    return Path(checkpoint_root) / run_name / CHECKPOINTS_FOLDER
+
+
+def run_output_dir(output_root: Path | str, run_name: str) -> Path:
+    return Path(output_root) / run_name
+
+
+def checkpoint_name(epochs_completed: int, step: int) -> str:
+    return f"ep{epochs_completed}-ba{step}"
+
+
+def parse_checkpoint_name(name: str) -> tuple[int, int] | None:
+    """(epochs completed, step) for an `ep{E}-ba{B}` name, else None."""
+    m = _NAME.match(name)
+    return (int(m["epoch"]), int(m["step"])) if m else None
+
+
+def is_complete(path: Path) -> bool:
+    return (Path(path) / COMPLETE_MARKER).is_file()
+
+
+def mark_complete(path: Path) -> None:
+    """The last write of a checkpoint: before it, the folder does not count as a checkpoint."""
+    (Path(path) / COMPLETE_MARKER).write_text("")
+
+
+def point_latest(run_dir: Path, name: str) -> None:
+    """Atomically make `latest` name `name`: write a temp file, then os.replace (atomic on POSIX)."""
+    temp = Path(run_dir) / f".{LATEST}.tmp"
+    temp.write_text(name + "\n")
+    os.replace(temp, Path(run_dir) / LATEST)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None when it has none."""
+    pointer = Path(run_dir) / LATEST
+    if not pointer.is_file():
+        return None
+    path = Path(run_dir) / pointer.read_text().strip()
+    return path if is_complete(path) else None
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    if not Path(run_dir).is_dir():
+        return []
+    found = [p for p in Path(run_dir).iterdir() if parse_checkpoint_name(p.name) and is_complete(p)]
+    return sorted(found, key=lambda p: parse_checkpoint_name(p.name)[1])  # type: ignore[index]
+
+
+def custom_weights_path(value: str, checkpoint_root: Path | str, pvc_mount_root: Path | str = PVC_MOUNT_ROOT) -> Path:
+    """Where a customWeightsPath is on this machine or pod: an earlier run's `latest` for a run name,
+    the mount point for pvc://, the path itself for a local path."""
+    location = parse_custom_weights(value)
+    if location.kind == "run_name":
+        return run_checkpoint_dir(checkpoint_root, value) / LATEST
+    local = location.local_path(pvc_mount_root)
+    if local is None:
+        raise CheckpointNotFoundError(
+            f"spec.customWeightsPath: {value!r}: checkpoints on an object store are not supported yet; "
+            "use a run's name, pvc://CLAIM/path or a path in the image"
+        )
+    return local
+
+
+def resolve_custom_weights(value: str, checkpoint_root: Path | str, pvc_mount_root: Path | str = PVC_MOUNT_ROOT) -> Path:
+    """customWeightsPath → a complete checkpoint folder: the folder itself (…/ep2-ba300), a run's
+    `latest` file, a run's checkpoints folder (its latest), or an earlier run's name."""
+    path = custom_weights_path(value, checkpoint_root, pvc_mount_root)
+    if path.name == LATEST and path.is_file():
+        resolved = latest_checkpoint(path.parent)
+    elif path.is_dir():
+        resolved = path if is_complete(path) else latest_checkpoint(path)
+    else:
+        resolved = None
+    if resolved is None:
+        raise CheckpointNotFoundError(
+            f"spec.customWeightsPath: {value!r} names no complete checkpoint at {path} (a folder like ep2-ba300 "
+            f"with a {COMPLETE_MARKER} marker, a run's `latest`, or an earlier run's name under {checkpoint_root})"
+        )
+    return resolved
