@@ -27,7 +27,7 @@ import yaml
 
 from helpers.cluster import REPO_ROOT, kubectl, kubectl_binary, prebound_volume
 from helpers.helm import CHART, VALUES_DIR, run_helm
-from helpers.mlflow_server import running_mlflow_server
+from helpers.mlflow_server import logged_export
 from kubetune.api.progress import CheckpointRef, TrainerReport
 
 pytestmark = [pytest.mark.cluster, pytest.mark.mlflow]
@@ -139,7 +139,7 @@ def report(**fields: object) -> TrainerReport:
     return TrainerReport.model_validate({"updatedAt": datetime.now(UTC).isoformat(), **fields})
 
 
-def test_operator_completes_a_run_with_the_chart_permissions(kubeconfig, kube_api, release, tmp_path):
+def test_operator_completes_a_run_with_the_chart_permissions(kubeconfig, kube_api, release, mlflow_uri, tmp_path):
     from helpers.operator_driver import RunDriver, delete_runs_and_wait
 
     configmap = json.loads(kubectl(kubeconfig, "get", "configmap", f"{release.service_account}-config",
@@ -147,37 +147,36 @@ def test_operator_completes_a_run_with_the_chart_permissions(kubeconfig, kube_ap
     config = yaml.safe_load(configmap["data"]["config.yaml"])
     assert config["namespaces"] == [release.run_namespace]
 
-    with running_mlflow_server(tmp_path / "mlflow") as mlflow_uri:
-        config["mlflow"]["trackingUri"] = mlflow_uri
-        config["reconcile"] = {"resyncIntervalSeconds": 1, "registrationBackoffSeconds": 1,
-                               "registrationBackoffMaxSeconds": 4}
-        config_path = tmp_path / "config.yaml"
-        config_path.write_text(yaml.safe_dump(config))
-        port = free_port()
-        command = operator_command(kubeconfig, release, config_path, port)
-        assert f"--namespace={release.run_namespace}" in command and f"--peering={release.name}" in command
-        env = {**os.environ, "KUBECONFIG": str(service_account_kubeconfig(kubeconfig, release, tmp_path / "sa.kubeconfig")),
-               "PYTHONSAFEPATH": "1"}
-        log_path = tmp_path / "operator.log"
-        with open(log_path, "wb") as log:
-            operator = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        runs = RunDriver(kube_api, kubeconfig, release.run_namespace)
-        try:
-            _wait_healthy(port, operator, log_path)
-            _complete_a_run(runs, mlflow_uri, tmp_path)
-            logs = log_path.read_text(errors="replace")
-            assert "Forbidden" not in logs and " 403" not in logs, logs[-5000:]
-        except BaseException:
-            print(log_path.read_text(errors="replace")[-20000:])
-            raise
-        finally:
-            if operator.poll() is None:
-                delete_runs_and_wait(kube_api, release.run_namespace)  # the runs carry the operator's finalizer
-                os.killpg(operator.pid, signal.SIGTERM)
-                try:
-                    operator.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(operator.pid, signal.SIGKILL)
+    config["mlflow"]["trackingUri"] = mlflow_uri
+    config["reconcile"] = {"resyncIntervalSeconds": 1, "registrationBackoffSeconds": 1,
+                           "registrationBackoffMaxSeconds": 4}
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    command = operator_command(kubeconfig, release, config_path, port)
+    assert f"--namespace={release.run_namespace}" in command and f"--peering={release.name}" in command
+    env = {**os.environ, "KUBECONFIG": str(service_account_kubeconfig(kubeconfig, release, tmp_path / "sa.kubeconfig")),
+           "PYTHONSAFEPATH": "1"}
+    log_path = tmp_path / "operator.log"
+    with open(log_path, "wb") as log:
+        operator = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    runs = RunDriver(kube_api, kubeconfig, release.run_namespace)
+    try:
+        _wait_healthy(port, operator, log_path)
+        _complete_a_run(runs, mlflow_uri, tmp_path)
+        logs = log_path.read_text(errors="replace")
+        assert "Forbidden" not in logs and " 403" not in logs, logs[-5000:]
+    except BaseException:
+        print(log_path.read_text(errors="replace")[-20000:])
+        raise
+    finally:
+        if operator.poll() is None:
+            delete_runs_and_wait(kube_api, release.run_namespace)  # the runs carry the operator's finalizer
+            os.killpg(operator.pid, signal.SIGTERM)
+            try:
+                operator.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(operator.pid, signal.SIGKILL)
 
 
 def _wait_healthy(port: int, operator: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
@@ -199,6 +198,7 @@ def _complete_a_run(runs, mlflow_uri: str, tmp_path: Path) -> None:
 
     manifest = yaml.safe_load((REPO_ROOT / "examples" / "multinode.yaml").read_text())
     manifest["metadata"]["name"] = "chat"
+    manifest["spec"]["registerTo"] = "main.chart"  # the session's MLflow server is shared with the operator tests
     manifest["spec"]["compute"] = {"pool": "a10g", "gpus": 2}  # two 1-GPU nodes: multi-node, away from h100 tests
     name = runs.apply(manifest)
 
@@ -208,15 +208,7 @@ def _complete_a_run(runs, mlflow_uri: str, tmp_path: Path) -> None:
     runs.wait_phase(name, "Running", timeout=60)
     runs.wait_pods_running("chat-train-0", 2)
 
-    (tmp_path / "export").mkdir()
-    (tmp_path / "export" / "config.json").write_text('{"model_type": "llama"}')
-    client = mlflow.MlflowClient(mlflow_uri)
-    run = client.create_run(client.create_experiment(f"/Users/chart-test/{tmp_path.name}"))
-    client.log_artifacts(run.info.run_id, str(tmp_path / "export"), "model")
-    client.set_terminated(run.info.run_id)
-    export = f"{run.info.artifact_uri}/model"
-
-    run_id = run.info.run_id
+    run_id, export = logged_export(mlflow_uri, tmp_path)
     runs.report(name, report(stage="MODEL_INITIALIZED", mlflowRunId=run_id))
     runs.report(name, report(stage="TRAINING", epoch=1, totalEpochs=2, step=5, totalSteps=10, trainLoss=1.5,
                              mlflowRunId=run_id))
@@ -226,8 +218,8 @@ def _complete_a_run(runs, mlflow_uri: str, tmp_path: Path) -> None:
     runs.finish_pods("chat-train-0", 0)
     status = runs.wait_phase(name, "Succeeded", timeout=120)
 
-    assert status["registeredModel"] == {"name": "main.finetunes.chat", "version": "1"}
-    version = client.get_model_version("main.finetunes.chat", "1")
+    assert status["registeredModel"] == {"name": "main.chart.chat", "version": "1"}
+    version = mlflow.MlflowClient(mlflow_uri).get_model_version("main.chart.chat", "1")
     assert version.run_id == run_id and version.source == export
     reasons = [e.reason for e in runs.events(name)]
     assert "ModelRegistered" in reasons and "RunSucceeded" in reasons

@@ -268,15 +268,16 @@ def test_rbac_and_service_account_tokens(kube_api, core, namespace):
 
 
 def test_aggregated_discovery(kube_api):
-    resp, status, headers = kube_api.call_api(
-        "/apis",
+    # kubernetes client 37 (openapi-generator 7): serialize the request, then call it.
+    method, url, headers, body, post_params = kube_api.param_serialize(
         "GET",
+        "/apis",
         header_params={"Accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"},
         auth_settings=["BearerToken"],
-        _preload_content=False,
     )
-    assert status == 200
-    body = json.loads(resp.data)
+    resp = kube_api.call_api(method, url, header_params=headers, body=body, post_params=post_params)
+    assert resp.status == 200
+    body = json.loads(resp.read())
     assert body["kind"] == "APIGroupDiscoveryList"
     groups = {g["metadata"]["name"] for g in body["items"]}
     assert {"apps", "batch", "events.k8s.io", "rbac.authorization.k8s.io"} <= groups

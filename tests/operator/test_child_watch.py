@@ -7,10 +7,10 @@ again during a test, so every step below is the work of the Job and pod watch ha
 from datetime import UTC, datetime
 from pathlib import Path
 
-import mlflow
 import pytest
 import yaml
 
+from helpers.mlflow_server import logged_export
 from helpers.operator_driver import example_run
 from kubetune.api.progress import TrainerReport
 from kubetune.operator.runner import FINALIZER
@@ -32,20 +32,15 @@ def operator_config(operator_config, tmp_path_factory) -> Path:
 
 def finished_report(mlflow_uri: str, tmp_path: Path) -> TrainerReport:
     """The trainer's last report, with an MLflow run holding the exported model."""
-    (tmp_path / "export").mkdir()
-    (tmp_path / "export" / "config.json").write_text('{"model_type": "llama"}')
-    client = mlflow.MlflowClient(mlflow_uri)
-    run = client.create_run(client.create_experiment(f"/Users/test/{tmp_path.name}"))
-    client.log_artifacts(run.info.run_id, str(tmp_path / "export"), "model")
-    client.set_terminated(run.info.run_id)
+    run_id, export = logged_export(mlflow_uri, tmp_path)
     return TrainerReport.model_validate(
         {
             "updatedAt": datetime.now(UTC).isoformat(),
             "stage": "TRAIN_FINISHED",
             "step": 56,
             "totalSteps": 56,
-            "mlflowRunId": run.info.run_id,
-            "exportUri": f"{run.info.artifact_uri}/model",
+            "mlflowRunId": run_id,
+            "exportUri": export,
         }
     )
 

@@ -1,11 +1,11 @@
 """A FineTuneRun from `kubectl apply` to a registered model, on kwok GPU pools with a real MLflow server."""
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import mlflow
 import pytest
 
+from helpers.mlflow_server import logged_export
 from helpers.operator_driver import example_run
 from kubetune.api.progress import CheckpointRef, TrainerReport
 
@@ -15,18 +15,6 @@ pytestmark = pytest.mark.cluster
 
 def report(**fields: object) -> TrainerReport:
     return TrainerReport.model_validate({"updatedAt": datetime.now(UTC).isoformat(), **fields})
-
-
-def logged_export(mlflow_uri: str, tmp_path: Path) -> tuple[str, str]:
-    """What the trainer leaves behind: an MLflow run with the exported model folder as an artifact."""
-    (tmp_path / "export").mkdir()
-    (tmp_path / "export" / "config.json").write_text('{"model_type": "llama"}')
-    client = mlflow.MlflowClient(mlflow_uri)
-    experiment = client.create_experiment(f"/Users/test/{tmp_path.name}")
-    run = client.create_run(experiment)
-    client.log_artifacts(run.info.run_id, str(tmp_path / "export"), "model")
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id, f"{run.info.artifact_uri}/model"
 
 
 def test_apply_to_registered_model(runs, mlflow_uri, tmp_path):
