@@ -112,9 +112,14 @@ def tail(log_path: Path | None, chars: int = 6000) -> str:
 
 def losses_by_step(metrics_file: Path) -> dict[int, float]:
     """Train loss per optimizer step from the trainer's metrics.jsonl; a step logged twice (a resume) keeps the last."""
-    losses = {}
+    return metric_by_step(metrics_file, "loss")
+
+
+def metric_by_step(metrics_file: Path, name: str) -> dict[int, float]:
+    """One metric per optimizer step from the trainer's metrics.jsonl; a step logged twice keeps the last."""
+    values = {}
     for line in Path(metrics_file).read_text().splitlines():
         record = json.loads(line)
-        if record.get("kind") == "metrics" and "loss" in record:
-            losses[record["step"]] = record["loss"]
-    return losses
+        if record.get("kind") == "metrics" and name in record:
+            values[record["step"]] = record[name]
+    return values

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.torchrun import kill_group, losses_by_step, run_nodes, run_standalone, standalone_command, start, tail, wait_for
+from helpers.torchrun import metric_by_step, kill_group, losses_by_step, run_nodes, run_standalone, standalone_command, start, tail, wait_for
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.api.checkpoints import list_checkpoints, parse_checkpoint_name
 from kubetune.api.trainer_config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths, TrainingOptions
@@ -119,6 +119,12 @@ def test_two_nodes_follow_the_single_process_loss_curve(single_run, tmp_path, ti
     assert sorted(split) == sorted(single)
     for step in single:
         assert split[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
+    # AdamW's update barely depends on the gradient's scale, so the curve alone cannot see a loss scaled
+    # wrongly across ranks (without the world size, half the gradient): the gradient's norm can.
+    single_norms, split_norms = metric_by_step(single_run.metrics_file, "grad_norm"), metric_by_step(two_nodes.metrics_file, "grad_norm")
+    assert sorted(split_norms) == sorted(single_norms) == sorted(single)
+    for step in single_norms:
+        assert split_norms[step] == pytest.approx(single_norms[step], rel=1e-4), f"step {step}"
     assert json.loads(two_nodes.progress.path.read_text())["stage"] == "TRAIN_FINISHED"
 
 

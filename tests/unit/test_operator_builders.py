@@ -125,6 +125,16 @@ def test_workers_service_is_headless_and_publishes_not_ready_pods():
     assert spec["selector"] == {"kubetune.io/run": "chat", "kubetune.io/component": "trainer"}
 
 
+@pytest.mark.parametrize("attempt", [0, 3])
+def test_workers_service_selects_every_training_pod_of_every_attempt(attempt):
+    """torchrun's rendezvous host resolves only if the Service selects the pods the Job makes."""
+    selector = build_workers_service(REF)["spec"]["selector"]
+    job = training_job(attempt=attempt)
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= labels.items()
+    assert job["spec"]["template"]["spec"]["subdomain"] == "chat-workers"
+
+
 def test_trainer_role_allows_only_its_own_status():
     [rule] = build_role(REF)["rules"]
     assert rule == {

@@ -88,6 +88,14 @@ def test_all_pods_running_is_running_with_start_time_and_one_started_event():
     assert not changed(plan.status, again.status)  # a fixpoint: nothing to write
 
 
+def test_a_run_is_running_only_once_every_node_runs():
+    """One of two training pods running is not training: torchrun waits for every node."""
+    pods = [PodView("p0", "Running", node="node-0"), PodView("p1", "Pending")]
+    plan = step(run_at(queued()), Observed(training=make_job(pod_list=pods)))
+    assert plan.status.phase == "Queued" and plan.status.start_time is None
+    assert "STARTED" not in [e.type for e in plan.status.events]
+
+
 def test_unschedulable_pods_keep_the_run_queued_with_the_schedulers_message():
     pods = [PodView("p0", "Pending", unschedulable="0/6 nodes are available: 6 Insufficient nvidia.com/gpu.")]
     plan = step(run_at(queued()), Observed(training=make_job(pod_list=pods)))
