@@ -2,6 +2,7 @@
 
 import functools
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,13 @@ def _recipe_config(tmp_path, model_dir, name: str, **spec) -> TrainerConfig:
 def recipe_config():
     """recipe_config(tmp_path, model_dir, name, **spec) -> a TrainerConfig for a 4-batch CPU run on arithmetic chats."""
     return _recipe_config
+
+
+@pytest.fixture
+def claims(tmp_path, tiny_model_dir):
+    """A pvc mount root holding three claims, as the operator mounts them: models/, datasets/, weights/."""
+    root = tmp_path / "mnt-data"
+    shutil.copytree(tiny_model_dir("llama"), root / "models" / "tiny-llama")
+    (root / "datasets").mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "data" / "train.jsonl", root / "datasets" / "train.jsonl")
+    return root

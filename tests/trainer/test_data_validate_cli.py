@@ -98,3 +98,20 @@ def test_argument_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as caught:
         main(["validate-data", "x.jsonl", "--task-type", "SUMMARIZE"])
     assert caught.value.code == 2
+
+
+def test_validate_data_reads_a_pvc_model_and_pvc_data_at_the_mount_root(capsys, claims):
+    code = main(["validate-data", "pvc://datasets/train.jsonl", "--model", "pvc://models/tiny-llama",
+                 "--pvc-mount-root", str(claims), "--context-length", "256"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "OK: 320 valid CHAT_COMPLETION examples in pvc://datasets/train.jsonl"
+    assert lines[1].startswith("tokens per example: ")  # the tokenizer came from the pvc:// model folder
+
+
+def test_validate_data_names_a_pvc_model_that_is_not_mounted(capsys, claims):
+    code = main(["validate-data", "pvc://datasets/train.jsonl", "--model", "pvc://other/model",
+                 "--pvc-mount-root", str(claims)])
+    assert code == 2
+    assert f"no model folder at {claims / 'other' / 'model'}" in capsys.readouterr().err

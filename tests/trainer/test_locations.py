@@ -1,54 +1,20 @@
 """One location parser for every side (kubetune.api.locations): pvc:// models, data and custom weights are
-read at the claim's mount point by `kubetune validate-data` (the validation step's command) and by the
-real trainer, and the data rules come from one decision (kubetune.trainer.data.rules_for) in the trainer,
-`validate-data` and local mode."""
+read at the claim's mount point by the real trainer (tests/trainer/test_data_validate_cli.py shows the same
+for `kubetune validate-data`, the validation step's command), and the data rules come from one decision
+(kubetune.trainer.data.rules_for) in the trainer, `validate-data` and local mode."""
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from helpers.data import chat
 from kubetune.api import checkpoints
 from kubetune.api.trainer_config import TrainerConfig
-from kubetune.cli.main import main
 from kubetune.local.runner import LocalRun, validate_data
 from kubetune.trainer.recipe import run
 
 pytestmark = pytest.mark.trainer
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def claims(tmp_path, tiny_model_dir):
-    """A pvc mount root holding three claims, as the operator mounts them: models/, datasets/, weights/."""
-    root = tmp_path / "mnt-data"
-    shutil.copytree(tiny_model_dir("llama"), root / "models" / "tiny-llama")
-    (root / "datasets").mkdir(parents=True)
-    shutil.copy(REPO / "examples" / "data" / "train.jsonl", root / "datasets" / "train.jsonl")
-    return root
-
-
-def test_validate_data_reads_a_pvc_model_and_pvc_data_at_the_mount_root(claims):
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("kubetune")), "validate-data", "pvc://datasets/train.jsonl",
-         "--model", "pvc://models/tiny-llama", "--pvc-mount-root", str(claims), "--context-length", "256"],
-        capture_output=True, text=True, env={"PYTHONSAFEPATH": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == "OK: 320 valid CHAT_COMPLETION examples in pvc://datasets/train.jsonl"
-    assert lines[1].startswith("tokens per example: ")  # the tokenizer came from the pvc:// model folder
-
-
-def test_validate_data_names_a_pvc_model_that_is_not_mounted(capsys, claims):
-    code = main(["validate-data", "pvc://datasets/train.jsonl", "--model", "pvc://other/model",
-                 "--pvc-mount-root", str(claims)])
-    assert code == 2
-    assert f"no model folder at {claims / 'other' / 'model'}" in capsys.readouterr().err
 
 
 def test_the_trainer_starts_from_pvc_custom_weights_of_a_pvc_model_on_pvc_data(
