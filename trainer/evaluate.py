@@ -64,14 +64,13 @@ def generate_for_prompts(
 
 
 def prompt_ids(tokenizer, prompt: str, task_type: str) -> torch.Tensor:
-    """The prompt as the model saw prompts in training: a user turn of the chat template, or raw text for CPT."""
-    if TaskType(task_type) is TaskType.CONTINUED_PRETRAIN:
-        return tokenizer(prompt, return_tensors="pt")["input_ids"]
-    template = tokenizer.chat_template or (FALLBACK_CHAT_TEMPLATE if TaskType(task_type) is TaskType.CHAT_COMPLETION else None)
-    if template is None:
+    """The prompt as the model saw prompts in training: a user turn of the chat template for chat runs,
+    the text as written (with the tokenizer's BOS) for instruction pairs and continued pre-training."""
+    if TaskType(task_type) is not TaskType.CHAT_COMPLETION:
         return tokenizer(prompt, return_tensors="pt")["input_ids"]
     encoded = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], chat_template=template, add_generation_prompt=True, tokenize=True,
+        [{"role": "user", "content": prompt}], chat_template=tokenizer.chat_template or FALLBACK_CHAT_TEMPLATE,
+        add_generation_prompt=True, tokenize=True,
         return_dict=True,  # transformers 5 returns a mapping by default, 4.x a list: ask for the mapping
     )
     return torch.tensor([list(encoded["input_ids"])], dtype=torch.long)

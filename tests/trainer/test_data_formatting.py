@@ -51,13 +51,18 @@ def test_chat_labels_are_exactly_the_assistant_turns(tokenizer_for, family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_instruction_uses_the_chat_template_as_a_user_assistant_exchange(tokenizer_for, family):
+def test_instruction_pairs_are_used_as_written_never_templated(tokenizer_for, family):
+    """Databricks does not template prompt/response pairs: the token ids are exactly the prompt (with the
+    tokenizer's BOS), the response and EOS, even where the model has a chat template; loss on the response."""
     tokenizer = tokenizer_for(family)
-    tokenized = tokenize_example(Example(ORIGIN, prompt="Say five.", response="Five."), tokenizer,
-                                 TaskType.INSTRUCTION_FINETUNE)
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Say five."}], tokenize=False)
-    assert tokenizer.decode(tokenized.input_ids).startswith(rendered.removesuffix(tokenizer.eos_token))
-    assert _labelled_text(tokenizer, tokenized) == ASSISTANT_TURNS[family].split("It is ten.")[0]
+    assert tokenizer.chat_template
+    prompt, response = "### Question\nSay five.\n### Answer\n", "Five."
+    tokenized = tokenize_example(Example(ORIGIN, prompt=prompt, response=response), tokenizer, TaskType.INSTRUCTION_FINETUNE)
+    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    assert tokenized.input_ids == prompt_ids + response_ids
+    assert tokenized.labels == [IGNORE_INDEX] * len(prompt_ids) + response_ids
+    assert _labelled_text(tokenizer, tokenized) == response + tokenizer.eos_token
 
 
 def test_instruction_without_a_template_is_prompt_then_response_and_eos():

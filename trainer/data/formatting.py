@@ -131,9 +131,8 @@ def _render(tokenizer, conversation: list[dict], template: str, add_generation_p
 
 
 def tokenize_instruction(prompt: str, response: str, tokenizer) -> tuple[list[int], list[int]]:
-    """With a chat template, prompt and response are a user/assistant exchange; else prompt + response + EOS."""
-    if tokenizer.chat_template:
-        return tokenize_chat((Message("user", prompt), Message("assistant", response)), tokenizer)
+    """The pair as written, never templated (as Databricks does: users format pairs for their model
+    beforehand): the prompt with the tokenizer's BOS, then the response and EOS; loss on the response."""
     prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
     response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + _eos(tokenizer)
     return prompt_ids + response_ids, [IGNORE_INDEX] * len(prompt_ids) + response_ids
