@@ -19,6 +19,7 @@ MODEL_REGISTERED = "ModelRegistered"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 CANCELLED = "Cancelled"
+READY = "Ready"  # the summary GitOps tools and `kubectl wait` read: True once the run Succeeded
 
 # Reasons.
 SPEC_ACCEPTED = "SpecAccepted"
@@ -41,6 +42,27 @@ MODEL_REGISTERED_REASON = "ModelRegistered"
 RUN_SUCCEEDED = "RunSucceeded"
 CANCELLED_BY_USER = "CancelledByUser"
 CHILD_REJECTED = "ChildRejected"
+RUN_FAILED = "RunFailed"
+RUN_CANCELLED = "RunCancelled"
+RUN_ENDED = "RunEnded"
+
+# Reasons of a step still under way. Once the run has ended they would claim work that no longer
+# happens (a Failed run "ValidationRunning", a Cancelled one with pods "PodsRunning"): settle() ends them.
+IN_PROGRESS_REASONS = frozenset(
+    {
+        VALIDATION_RUNNING,
+        JOB_CREATED,
+        WAITING_FOR_QUEUE,
+        UNSCHEDULABLE,
+        PODS_RUNNING,
+        RESTARTING,
+        REGISTRATION_PENDING,
+        REGISTRY_UNAVAILABLE,
+    }
+)
+# Conditions that restate another's transition get no Event of their own: Ready mirrors the phase, and
+# Succeeded=False or an ended step restate the Failed or Cancelled condition's Event.
+RESTATING_REASONS = frozenset({RUN_FAILED, RUN_CANCELLED, RUN_ENDED})
 
 # Reasons that make a Warning Event rather than a Normal one.
 WARNING_REASONS = frozenset(
@@ -103,10 +125,20 @@ class Transition:
     message: str
 
 
+def settle(conditions: list[Condition], message: str, now: datetime, generation: int | None = None) -> list[Condition]:
+    """At the end of a run, every step still under way becomes False with reason RunEnded."""
+    for condition in conditions:
+        if condition.reason in IN_PROGRESS_REASONS:
+            conditions = set_condition(conditions, condition.type, False, RUN_ENDED, message, now, generation)
+    return conditions
+
+
 def transitions(before: list[Condition], after: list[Condition]) -> list[Transition]:
     """The conditions whose status, reason or message changed, as Events, in condition order."""
     result = []
     for new in after:
+        if new.type == READY or new.reason in RESTATING_REASONS:
+            continue
         old = find(before, new.type)
         if old is not None and (old.status, old.reason, old.message) == (new.status, new.reason, new.message):
             continue

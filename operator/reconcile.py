@@ -76,7 +76,7 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
         return Plan(status)
     status = status.model_copy(update={"observed_generation": run.generation})
     if status.phase is None:
-        status = _enter(status, Phase.PENDING, "run accepted")
+        status = _enter(status, Phase.PENDING, "run accepted", now)
         status = reach(status, EventType.CREATED, "run created", now)
     try:
         spec = FineTuneRunSpec.parse(run.spec)
@@ -100,7 +100,7 @@ def _validation_step(run, spec, job: JobView | None, config, status, now) -> Pla
     """A Plan while validation is running or has failed; None once it passed."""
     if job is None:
         status = _set(status, c.INPUTS_VALIDATED, False, c.VALIDATION_RUNNING, "validating the input data", now)
-        status = _enter(status, Phase.VALIDATING, "validating the input data")
+        status = _enter(status, Phase.VALIDATING, "validating the input data", now)
         return Plan(status, create=[build_validation_job(run.ref, spec, config)])
     if job.failed:
         reason = job.first_failure_message() or job.failure_message or "the validation pod failed"
@@ -109,7 +109,7 @@ def _validation_step(run, spec, job: JobView | None, config, status, now) -> Pla
         return None
     waiting = job.unschedulable_pods()
     message = f"validation pod cannot be scheduled: {waiting[0].unschedulable}" if waiting else "validating the input data"
-    return Plan(_enter(status, Phase.VALIDATING, message))
+    return Plan(_enter(status, Phase.VALIDATING, message, now))
 
 
 def _validated(status: FineTuneRunStatus, now: datetime) -> FineTuneRunStatus:
@@ -140,7 +140,7 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
     if job is None:
         message = f"created Job {job_name}: {_shape(placement)}"
         status = _set(status, c.SCHEDULED, False, c.JOB_CREATED, message, now)
-        return Plan(_enter(status, Phase.QUEUED, message), create=training_children(run, spec, placement, config, attempt))
+        return Plan(_enter(status, Phase.QUEUED, message, now), create=training_children(run, spec, placement, config, attempt))
     if job.complete:
         return _registration_step(run, spec, config, _trained(status, now), now)
     if job.failed:
@@ -148,7 +148,7 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
     if job.suspended:
         message = f"Job {job_name} waits for Kueue to admit it (queue {queue_name(run.labels, config)})"
         status = _set(status, c.SCHEDULED, False, c.WAITING_FOR_QUEUE, message, now)
-        return Plan(_enter(status, Phase.QUEUED, message))
+        return Plan(_enter(status, Phase.QUEUED, message, now))
     waiting = job.unschedulable_pods()
     if waiting:
         message = (
@@ -156,7 +156,7 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
             f"{placement.pool_name!r} ({_shape(placement)}): {waiting[0].unschedulable}"
         )
         status = _set(status, c.SCHEDULED, False, c.UNSCHEDULABLE, message, now)
-        return Plan(_enter(status, Phase.QUEUED, message))
+        return Plan(_enter(status, Phase.QUEUED, message, now))
     started = [p for p in job.pods if p.node and p.phase in ("Running", "Succeeded")]
     if len(started) >= placement.nodes:
         return Plan(_running(status, job_name, placement, now))
@@ -166,7 +166,7 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
 def _running(status: FineTuneRunStatus, job_name: str, placement: Placement, now: datetime) -> FineTuneRunStatus:
     message = f"training: Job {job_name}, {_shape(placement)}"
     status = _set(status, c.SCHEDULED, True, c.PODS_RUNNING, f"all {placement.nodes} training pods are running", now)
-    status = _enter(status, Phase.RUNNING, message)
+    status = _enter(status, Phase.RUNNING, message, now)
     if status.start_time is None:
         status = status.model_copy(update={"start_time": now})
     return reach(status, EventType.STARTED, message, now)
@@ -191,7 +191,7 @@ def _after_failure(status, job: JobView, config: OperatorConfig, run_name: str, 
     status = status.model_copy(update={"restarts": attempt + 1})
     status = _set(status, c.TRAINING_SUCCEEDED, False, c.RESTARTING, message, now)
     status = _set(status, c.SCHEDULED, False, c.RESTARTING, message, now)
-    return _enter(status, Phase.QUEUED, message)
+    return _enter(status, Phase.QUEUED, message, now)
 
 
 def _registration_step(run, spec: FineTuneRunSpec, config: OperatorConfig, status, now) -> Plan:
@@ -202,7 +202,7 @@ def _registration_step(run, spec: FineTuneRunSpec, config: OperatorConfig, statu
     message = f"registering {name} from {report.export_uri}"
     if not c.find(status.conditions, c.MODEL_REGISTERED):
         status = _set(status, c.MODEL_REGISTERED, False, c.REGISTRATION_PENDING, message, now)
-    status = _enter(status, Phase.REGISTERING, message)
+    status = _enter(status, Phase.REGISTERING, message, now)
     request = RegistrationRequest(
         tracking_uri=config.mlflow.registry_uri or config.mlflow.tracking_uri,
         name=name,
@@ -217,7 +217,7 @@ def registered(status: FineTuneRunStatus, name: str, version: str, now: datetime
     message = f"registered {name} version {version}"
     status = _set(status, c.MODEL_REGISTERED, True, c.MODEL_REGISTERED_REASON, message, now)
     status = _set(status, c.SUCCEEDED, True, c.RUN_SUCCEEDED, message, now)
-    status = _enter(status, Phase.SUCCEEDED, message)
+    status = _enter(status, Phase.SUCCEEDED, message, now)
     return status.model_copy(
         update={
             "registered_model": RegisteredModel(name=name, version=version),
@@ -235,7 +235,8 @@ def registry_unavailable(status: FineTuneRunStatus, tracking_uri: str, now: date
 
 def fail(status: FineTuneRunStatus, reason: str, message: str, now: datetime) -> FineTuneRunStatus:
     status = _set(status, c.FAILED, True, reason, message, now)
-    status = _enter(status, Phase.FAILED, message)
+    status = _set(status, c.SUCCEEDED, False, c.RUN_FAILED, message, now)
+    status = _end(_enter(status, Phase.FAILED, message, now), message, now)
     return status.model_copy(
         update={"completion_time": now, "events": add_event(status.events, EventType.FAILED.value, message, now)}
     )
@@ -245,10 +246,21 @@ def _cancel(status: FineTuneRunStatus, config: OperatorConfig, run: RunRef, now:
     kept = run_checkpoint_dir(Path(config.checkpoints.mount_path), run.name)
     message = f"cancelled (spec.suspend); checkpoints kept in claim {config.checkpoints.claim_name} at {kept}"
     status = _set(status, c.CANCELLED, True, c.CANCELLED_BY_USER, message, now)
-    status = _enter(status, Phase.CANCELLED, message)
+    status = _set(status, c.SUCCEEDED, False, c.RUN_CANCELLED, message, now)
+    status = _end(_enter(status, Phase.CANCELLED, message, now), message, now)
     return status.model_copy(
         update={"completion_time": now, "events": add_event(status.events, EventType.CANCELED.value, message, now)}
     )
+
+
+def _end(status: FineTuneRunStatus, message: str, now: datetime) -> FineTuneRunStatus:
+    """A run that stopped short: no step stays under way, and progress keeps how far it got without an ETA."""
+    conditions = c.settle(status.conditions, message, now, status.observed_generation)
+    progress = status.progress
+    if progress is not None:
+        display = f"{progress.percent}%" if progress.percent is not None else None
+        progress = progress.model_copy(update={"eta": None, "display": display})
+    return status.model_copy(update={"conditions": conditions, "progress": progress})
 
 
 def _set(status: FineTuneRunStatus, type_: str, value: bool, reason: str, message: str, now: datetime):
@@ -256,7 +268,9 @@ def _set(status: FineTuneRunStatus, type_: str, value: bool, reason: str, messag
     return status.model_copy(update={"conditions": updated})
 
 
-def _enter(status: FineTuneRunStatus, phase: Phase, message: str) -> FineTuneRunStatus:
+def _enter(status: FineTuneRunStatus, phase: Phase, message: str, now: datetime) -> FineTuneRunStatus:
+    """The phase and its message, summarised in the Ready condition (True only once the run Succeeded)."""
+    status = _set(status, c.READY, phase is Phase.SUCCEEDED, phase.value, message, now)
     return status.model_copy(update={"phase": phase.value, "message": message})
 
 

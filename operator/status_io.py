@@ -27,9 +27,27 @@ def parse_report(raw: dict[str, Any] | None) -> TrainerReport | None:
 
 
 def status_patch(status: FineTuneRunStatus) -> dict[str, Any]:
-    """Every operator-owned field; null removes a field that became unset (merge patch). `report` is never touched."""
-    dumped = status.model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"report"})
-    return {key: dumped.get(key) for key in _OWN_FIELDS}
+    """Every operator-owned field as a JSON merge patch: null removes a field that became unset, at any depth
+    of an object (a stopped run's progress.eta), while a list is replaced whole. `report` is never touched."""
+    dumped = status.model_dump(by_alias=True, mode="json", exclude={"report"})
+    return {key: _merge_value(dumped.get(key)) for key in _OWN_FIELDS}
+
+
+def _merge_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _merge_value(item) for key, item in value.items()}  # None stays: it removes the key
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+def _without_nulls(value: Any) -> Any:
+    """A list item as stored: a list is replaced whole, so an unset field is simply absent."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
 
 
 def changed(before: FineTuneRunStatus, after: FineTuneRunStatus) -> bool:

@@ -22,14 +22,18 @@ class TrainerStage(str, Enum):
 
 
 class CheckpointRef(_CamelModel):
-    name: str = Field(..., description="ep{E}-ba{B}")
-    path: str
+    """A complete checkpoint of the run."""
+
+    name: str = Field(..., description="ep{E}-ba{B}: epochs completed and optimizer steps done.")
+    path: str = Field(..., description="Its folder on the checkpoint volume.")
     step: int
     epoch: int | None = None
     created_at: datetime | None = None
 
 
 class TrainerReport(_CamelModel):
+    """The trainer's latest report (rank 0); the operator folds it into progress, metrics and checkpoints."""
+
     stage: TrainerStage
     updated_at: datetime
     attempt: int = Field(0, description="Which training attempt sent this (restarts so far).")

@@ -38,7 +38,11 @@ class ConditionStatus(str, Enum):
 
 
 class Condition(_CamelModel):
-    """A Kubernetes-style condition; lastTransitionTime changes only when status flips."""
+    """A Kubernetes-style condition; lastTransitionTime changes only when status flips. Types: SpecValid,
+    InputsValidated, Scheduled, TrainingSucceeded, ModelRegistered, Succeeded, Failed, Cancelled and Ready
+    (the summary: True only once the run Succeeded; its reason is the phase). Once a run has Failed or is
+    Cancelled no condition stays under way: such steps become False with reason RunEnded, and Succeeded is
+    False with reason RunFailed or RunCancelled. The user guide lists every reason."""
 
     type: str
     status: ConditionStatus
@@ -49,32 +53,40 @@ class Condition(_CamelModel):
 
 
 class Progress(_CamelModel):
+    """How far training has got, from the trainer's latest report."""
+
     epoch: int | None = Field(None, description="Current epoch, from 1.")
-    total_epochs: int | None = None
+    total_epochs: int | None = Field(None, description="Epochs the run trains for.")
     step: int | None = Field(None, description="Optimizer steps (batches) done.")
-    total_steps: int | None = None
-    tokens_seen: int | None = None
-    tokens_total: int | None = None
-    percent: int | None = Field(None, ge=0, le=100)
-    eta: datetime | None = Field(None, description="Estimated end of training.")
+    total_steps: int | None = Field(None, description="Optimizer steps the run trains for.")
+    tokens_seen: int | None = Field(None, description="Training tokens processed so far (padding excluded).")
+    tokens_total: int | None = Field(None, description="Training tokens of the whole run.")
+    percent: int | None = Field(None, ge=0, le=100, description="Share of the run done; kept when a run stops short.")
+    eta: datetime | None = Field(None, description="Estimated end of training; none once the run has ended.")
     display: str | None = Field(None, description="Shown by `kubectl get ftr`, e.g. '42% ETA 12m'.")
 
 
 class Metrics(_CamelModel):
-    train_loss: float | None = None
-    eval_loss: float | None = None
-    tokens_per_second: float | None = None
-    learning_rate: float | None = None
+    """The latest metrics the trainer reported (the full curves are in MLflow)."""
+
+    train_loss: float | None = Field(None, description="Mean loss per loss token of the last optimizer step.")
+    eval_loss: float | None = Field(None, description="Loss on evalDataPath at the last checkpoint.")
+    tokens_per_second: float | None = Field(None, description="Real (unpadded) training tokens per second, all ranks.")
+    learning_rate: float | None = Field(None, description="The learning rate of the last step.")
 
 
 class MlflowRef(_CamelModel):
-    experiment_path: str | None = None
+    """Where the run logs in MLflow."""
+
+    experiment_path: str | None = Field(None, description="The MLflow experiment's name.")
     experiment_id: str | None = None
-    run_id: str | None = None
+    run_id: str | None = Field(None, description="The MLflow run holding params, metrics, generations and the model.")
 
 
 class RegisteredModel(_CamelModel):
-    name: str
+    """The model version registration created (set once the run Succeeded)."""
+
+    name: str = Field(..., description="<catalog>.<schema>.<name> in the MLflow model registry.")
     version: str
 
 
@@ -87,14 +99,25 @@ class RunEvent(_CamelModel):
 
 
 class FineTuneRunStatus(_CamelModel):
-    phase: Phase | None = None
+    """What the operator observed of the run; only `report` is written by the trainer."""
+
+    phase: Phase | None = Field(
+        None,
+        description="Pending, Validating, Queued, Running, Registering, then Succeeded, Failed or Cancelled (final).",
+    )
     message: str | None = Field(None, description="A human summary of the current state.")
-    conditions: list[Condition] = Field(default_factory=list)
-    progress: Progress | None = None
-    metrics: Metrics | None = None
-    checkpoints: list[CheckpointRef] = Field(default_factory=list)
-    mlflow: MlflowRef | None = None
-    registered_model: RegisteredModel | None = None
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Kubernetes conditions: SpecValid, InputsValidated, Scheduled, TrainingSucceeded, ModelRegistered, "
+        "Succeeded, Failed, Cancelled, and Ready (True only once the run Succeeded; for `kubectl wait` and GitOps).",
+    )
+    progress: Progress | None = Field(None, description="Epoch, step, tokens, percent and ETA of training.")
+    metrics: Metrics | None = Field(None, description="The latest train and eval loss, tokens/s and learning rate.")
+    checkpoints: list[CheckpointRef] = Field(
+        default_factory=list, description="Complete checkpoints, oldest first (usable as customWeightsPath)."
+    )
+    mlflow: MlflowRef | None = Field(None, description="The run's MLflow experiment and run.")
+    registered_model: RegisteredModel | None = Field(None, description="The registered model version, once Succeeded.")
     events: list[RunEvent] = Field(
         default_factory=list,
         description=f"The run's history, at most {MAX_EVENTS} entries: the oldest TRAIN_UPDATED entries make room first, "
@@ -105,8 +128,8 @@ class FineTuneRunStatus(_CamelModel):
         description="The once-only events the run has reached (CREATED, STARTED, DATA_VALIDATED, MODEL_INITIALIZED, "
         "TRAIN_FINISHED): each is added to events once, when the run first reaches it.",
     )
-    start_time: datetime | None = None
-    completion_time: datetime | None = None
-    restarts: int = 0
-    observed_generation: int | None = None
+    start_time: datetime | None = Field(None, description="When every training pod first ran.")
+    completion_time: datetime | None = Field(None, description="When the run reached a final phase.")
+    restarts: int = Field(0, description="Training attempts after the first (each resumes from the latest checkpoint).")
+    observed_generation: int | None = Field(None, description="The metadata.generation this status was decided from.")
     report: TrainerReport | None = Field(None, description="Written by the trainer; folded into the fields above.")

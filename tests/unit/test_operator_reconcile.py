@@ -173,3 +173,15 @@ def test_job_view_reads_conditions_and_scheduler_messages():
     assert view.failed and view.failure_reason == "PodFailurePolicy"
     assert [p.name for p in view.unschedulable_pods()] == ["p1"]
     assert view.first_failure_message() == "OOM"
+
+
+def test_status_patch_removes_nested_fields_that_became_unset():
+    """A merge patch keeps keys it does not name: a stopped run's progress.eta must be sent as null."""
+    from kubetune.api.status import FineTuneRunStatus
+
+    status = FineTuneRunStatus.model_validate({"phase": "Cancelled", "progress": {"percent": 50, "display": "50%"},
+                                               "conditions": [{"type": "Ready", "status": "False", "reason": "Cancelled",
+                                                               "lastTransitionTime": NOW.isoformat()}]})
+    patch = status_patch(status)
+    assert patch["progress"]["eta"] is None and patch["progress"]["percent"] == 50
+    assert "observedGeneration" not in patch["conditions"][0]  # list items carry no nulls: the list is replaced
