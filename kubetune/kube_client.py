@@ -4,7 +4,9 @@
 2. $KUBECONFIG, else ~/.kube/config, when such a file exists (as kubectl does);
 3. the pod's ServiceAccount (in a cluster: the operator, the trainer, a notebook pod).
 
-The operator, the trainer's progress reporter and the SDK all connect through `connect`.
+The operator, the trainer's progress reporter and the SDK all connect through `connect`. In a pod this
+means a kubeconfig file baked into an image would win over the pod's ServiceAccount, as it would for
+kubectl; Kubetune's images carry none.
 """
 
 import os
@@ -32,19 +34,22 @@ def connect(kubeconfig: str | os.PathLike | None = None, context: str | None = N
     from kubernetes.config.config_exception import ConfigException
 
     path = os.fspath(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
-    try:
-        if kubeconfig or context or _any_file_exists(path):
-            if not _any_file_exists(path):
-                raise KubeconfigError(f"kubeconfig {path} does not exist")
+    if kubeconfig or context or _any_file_exists(path):
+        if not _any_file_exists(path):
+            raise KubeconfigError(f"kubeconfig {path} does not exist")
+        try:
             api_client = config.new_client_from_config(config_file=path, context=context, persist_config=False)
-            return Connection(api_client, _context_namespace(path, context), path)
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            configuration = k8s.Configuration()
+        except ConfigException as error:
+            raise KubeconfigError(f"cannot use kubeconfig {path}: {error}") from None
+        return Connection(api_client, _context_namespace(path, context), path)
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        configuration = k8s.Configuration()
+        try:
             config.load_incluster_config(client_configuration=configuration)
-            namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip() if SERVICE_ACCOUNT_NAMESPACE.is_file() else "default"
-            return Connection(k8s.ApiClient(configuration), namespace, "in-cluster")
-    except ConfigException as error:
-        raise KubeconfigError(f"cannot use kubeconfig {path}: {error}") from None
+        except ConfigException as error:
+            raise KubeconfigError(f"cannot use the pod's ServiceAccount: {error}") from None
+        namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip() if SERVICE_ACCOUNT_NAMESPACE.is_file() else "default"
+        return Connection(k8s.ApiClient(configuration), namespace, "in-cluster")
     raise KubeconfigError(f"no kubeconfig at {path} and not running inside a cluster")
 
 

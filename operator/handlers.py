@@ -8,8 +8,8 @@ Triggers, all running the same level-based reconcile of one run:
   without waiting for the timer. These are kopf event handlers only: kopf keeps no state on
   Jobs and pods (no finalizer, no annotations, no patches). kopf filters labels on its side, so it
   watches every Job and pod of the watched namespaces and drops the others;
-- a timer per active run, now only a safety net (an event lost while the operator was down,
-  registration retries with backoff).
+- a timer per active run, now only a safety net (an event lost while the operator was down),
+  and a faster one per Registering run for registration retries with backoff.
 A per-run lock keeps them from overlapping, and the resourceVersion guard on the status write
 rejects a decision made from a stale read. A child event that arrives while a reconcile of its
 run is already waiting for the lock is dropped: that reconcile reads the cluster after the event.
@@ -38,7 +38,7 @@ _locks_guard = threading.Lock()
 _waiting: set[tuple[str, str]] = set()  # runs with a child-event reconcile waiting for the lock
 _TERMINAL = {p.value for p in Phase if p.is_terminal}
 CHILD_LABELS = {names.RUN_LABEL: kopf.PRESENT, names.MANAGED_BY_LABEL: names.MANAGED_BY}
-QUIET_HANDLERS = ("resync", "job_changed", "pod_changed")  # handler ids whose success is not logged
+QUIET_HANDLERS = ("resync", "registration", "job_changed", "pod_changed")  # handler ids whose success is not logged
 
 
 def _lock(namespace: str, name: str) -> threading.Lock:
@@ -170,6 +170,20 @@ def build_registry(config: OperatorConfig, api: ApiClient) -> kopf.OperatorRegis
         when=lambda status, **_: status.get("phase") not in _TERMINAL,
     )
     def resync(name, namespace, logger, retry, **_):
+        reconcile(api, config, namespace, name, logger, retry)
+
+    # While MLflow is unavailable, a Registering run retries at registrationBackoffSeconds (doubling up to
+    # the maximum), not at the next tick of the slower safety-net timer.
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        id="registration",
+        registry=registry,
+        interval=config.reconcile.registration_backoff_seconds,
+        when=lambda status, **_: status.get("phase") == Phase.REGISTERING.value,
+    )
+    def registration(name, namespace, logger, retry, **_):
         reconcile(api, config, namespace, name, logger, retry)
 
     return registry

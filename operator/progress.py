@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from kubetune.api.events import EventType, stage_events
+from kubetune.api.events import ONCE_ONLY, EventType, stage_events
 from kubetune.api.progress import TrainerReport, TrainerStage, train_update_message
 from kubetune.api.status import MAX_EVENTS, FineTuneRunStatus, Metrics, MlflowRef, Progress, RunEvent
 
@@ -19,14 +19,19 @@ def add_event(events: list[RunEvent], type_: str, message: str, now: datetime) -
 
 def reach(status: FineTuneRunStatus, milestone: EventType, message: str, now: datetime) -> FineTuneRunStatus:
     """The run reached a once-only milestone: its event is added on the transition, never again."""
-    if milestone.value in status.milestones:
+    reached = milestones(status)
+    if milestone.value in reached:
         return status
     return status.model_copy(
-        update={
-            "milestones": [*status.milestones, milestone.value],
-            "events": add_event(status.events, milestone.value, message, now),
-        }
+        update={"milestones": [*reached, milestone.value], "events": add_event(status.events, milestone.value, message, now)}
     )
+
+
+def milestones(status: FineTuneRunStatus) -> list[str]:
+    """status.milestones; for a run an older operator started (none recorded), the once-only events in its history."""
+    if status.milestones:
+        return status.milestones
+    return [e.type for e in status.events if e.type in ONCE_ONLY]
 
 
 def format_duration(seconds: float) -> str:

@@ -19,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-from kubetune.api.locations import PVC_MOUNT_ROOT, parse_custom_weights
+from kubetune.api.locations import CUSTOM_WEIGHTS_ON_OBJECT_STORE, PVC_MOUNT_ROOT, parse_custom_weights
 
 COMPLETE_MARKER = "COMPLETE"
 LATEST = "latest"
@@ -94,26 +94,28 @@ def custom_weights_path(value: str, checkpoint_root: Path | str, pvc_mount_root:
         return run_checkpoint_dir(checkpoint_root, value) / LATEST
     local = location.local_path(pvc_mount_root)
     if local is None:
-        raise CheckpointNotFoundError(
-            f"spec.customWeightsPath: {value!r}: checkpoints on an object store are not supported yet; "
-            "use a run's name, pvc://CLAIM/path or a path in the image"
-        )
+        raise CheckpointNotFoundError(f"spec.customWeightsPath: {value!r}: {CUSTOM_WEIGHTS_ON_OBJECT_STORE}")
     return local
 
 
 def resolve_custom_weights(value: str, checkpoint_root: Path | str, pvc_mount_root: Path | str = PVC_MOUNT_ROOT) -> Path:
     """customWeightsPath → a complete checkpoint folder: the folder itself (…/ep2-ba300), a run's
-    `latest` file, a run's checkpoints folder (its latest), or an earlier run's name."""
+    `latest` file, a run's checkpoints folder (its latest), or an earlier run's name. A bare name that is
+    also a folder where the process runs (local mode: `ep2-ba300`) is that folder."""
     path = custom_weights_path(value, checkpoint_root, pvc_mount_root)
-    if path.name == LATEST and path.is_file():
-        resolved = latest_checkpoint(path.parent)
-    elif path.is_dir():
-        resolved = path if is_complete(path) else latest_checkpoint(path)
-    else:
-        resolved = None
+    resolved = _checkpoint_at(Path(value)) if parse_custom_weights(value).kind == "run_name" else None
+    resolved = resolved or _checkpoint_at(path)
     if resolved is None:
         raise CheckpointNotFoundError(
             f"spec.customWeightsPath: {value!r} names no complete checkpoint at {path} (a folder like ep2-ba300 "
             f"with a {COMPLETE_MARKER} marker, a run's `latest`, or an earlier run's name under {checkpoint_root})"
         )
     return resolved
+
+
+def _checkpoint_at(path: Path) -> Path | None:
+    if path.name == LATEST and path.is_file():
+        return latest_checkpoint(path.parent)
+    if path.is_dir():
+        return path if is_complete(path) else latest_checkpoint(path)
+    return None

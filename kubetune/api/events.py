@@ -40,6 +40,10 @@ STAGE_EVENTS = {
     TrainerStage.TRAIN_FINISHED: EventType.TRAIN_FINISHED,
 }
 TERMINAL_EVENT_TYPES = frozenset({EventType.COMPLETED, EventType.FAILED, EventType.CANCELED})
+# Events a run has at most once (status.milestones records them); terminal ones happen once as well.
+ONCE_ONLY = frozenset(
+    {EventType.CREATED, EventType.STARTED, EventType.DATA_VALIDATED, EventType.MODEL_INITIALIZED, EventType.TRAIN_FINISHED}
+)
 
 
 def stage_events(stage: TrainerStage | str) -> list[EventType]:

@@ -62,6 +62,9 @@ PATH_RULE = (
     "must be pvc://CLAIM/path, an object-store URI (s3://, gs://, abfs://, abfss://, az://, hf://), "
     "a local path (/…, ./…, ../…, file://… or a .jsonl/.json/.txt file), or a Hugging Face dataset org/name/split"
 )
+CUSTOM_WEIGHTS_ON_OBJECT_STORE = (
+    "checkpoints on an object store are not supported yet; use a run's name, pvc://CLAIM/path or a path in the image"
+)
 MODEL_RULE = (
     "must be a supported model (run `kubetune models`) or the path or URI of a Hugging Face model folder "
     "(/…, ./…, pvc://…, s3://…, hf://org/name)"
@@ -90,7 +93,10 @@ def parse_model(value: str) -> Location:
     if supported_models.lookup(value):
         return Location("hub_model", value, repo=value)
     if value.startswith(HUB_MODEL_SCHEME):
-        return Location("hub_model", value, repo=value.removeprefix(HUB_MODEL_SCHEME))
+        repo = value.removeprefix(HUB_MODEL_SCHEME).strip("/")
+        if not repo:
+            raise ValueError(MODEL_RULE)
+        return Location("hub_model", value, repo=repo)
     if not value.startswith(MODEL_PATH_PREFIXES):
         raise ValueError(MODEL_RULE)
     return _folder_location(value, MODEL_RULE)  # type: ignore[return-value]

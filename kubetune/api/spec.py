@@ -13,7 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from kubetune.api import supported_models
 from kubetune.api.identifiers import DNS_LABEL_PATTERN, DNS_LABEL_RULE, IDENTIFIER
-from kubetune.api.locations import Location, parse_custom_weights, parse_data_path, parse_model
+from kubetune.api.locations import CUSTOM_WEIGHTS_ON_OBJECT_STORE, Location, parse_custom_weights, parse_data_path, parse_model
 from kubetune.api.data_rules import resolve_context_length
 from kubetune.api.duration import DURATION_PATTERN, DURATION_RULE, TrainingDuration
 from kubetune.api.errors import SpecError, SpecProblem
@@ -150,8 +150,8 @@ class FineTuneRunSpec(_CamelModel):
     @field_validator("custom_weights_path")
     @classmethod
     def _custom_weights_form(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_custom_weights(value)
+        if value is not None and parse_custom_weights(value).kind == "object_store":
+            raise ValueError(CUSTOM_WEIGHTS_ON_OBJECT_STORE)
         return value
 
     @field_validator("train_data_path", "eval_data_path")

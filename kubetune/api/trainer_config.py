@@ -33,7 +33,7 @@ class TrainerPaths(_Strict):
     )
     output_root: Path = Field(..., description="Holds every run's outputs: <root>/<run name>/export, metrics.jsonl.")
     pvc_mount_root: Path = Field(Path(PVC_MOUNT_ROOT), description="pvc://CLAIM/path is read at <root>/CLAIM/path.")
-    dataset_root: Path | None = Field(None, description="Where relative local data paths are resolved.")
+    dataset_root: Path | None = Field(None, description="An offline mirror of the Hugging Face hub's datasets: ROOT/org/name.")
     model_cache: Path | None = Field(None, description="Hugging Face cache for hub model ids.")
 
 

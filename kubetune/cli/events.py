@@ -32,16 +32,14 @@ def follow_with_progress(name: str, interval: float):
     from tqdm import tqdm
 
     from kubetune import foundation_model as fm
-    from kubetune.sdk.events import event_key
+    from kubetune.sdk.events import unseen
 
     seen: set = set()
     run = None
     with tqdm(total=100, unit="%", file=sys.stderr, dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}% {postfix}") as bar:
         for run in fm.follow(name, poll_seconds=interval):
-            for event in run.events:
-                if event_key(event) not in seen:
-                    seen.add(event_key(event))
-                    bar.write(str(event), file=sys.stdout)
+            for event in unseen(run.events, seen):
+                bar.write(str(event), file=sys.stdout)
             update_bar(bar, run)
     return run
 

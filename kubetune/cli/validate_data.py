@@ -88,6 +88,8 @@ def _plan(args: argparse.Namespace) -> _Plan:
             raise UsageError(f"--model {args.model!r} is neither a supported model nor a local model folder: {err}") from None
         if folder is not None and not folder.is_dir():
             raise UsageError(f"--model {args.model!r}: no model folder at {folder}")
+    if args.context_length is not None and args.context_length <= 0:
+        raise UsageError("--context-length must be positive")
     if args.tokenizer is not None and not args.tokenizer.is_dir():
         raise UsageError(f"--tokenizer {args.tokenizer}: no such folder")
     notes = []

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from kubetune.api.locations import parse_data_path
+from kubetune.api.events import EventType
+from kubetune.api.locations import parse_custom_weights, parse_data_path, parse_model
 from kubetune.api.progress import TrainerReport, TrainerStage
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.local.events import EventPrinter
@@ -76,13 +77,16 @@ def resolve_local_paths(spec: FineTuneRunSpec, base_dir: Path) -> FineTuneRunSpe
     return spec.model_copy(update=updates)
 
 
+_LOCATION_OF = {
+    "model": parse_model,
+    "train_data_path": parse_data_path,
+    "eval_data_path": parse_data_path,
+    "custom_weights_path": parse_custom_weights,
+}
+
+
 def _is_relative_local(field_name: str, value: str) -> bool:
-    if value.startswith(("./", "../")):
-        return True
-    if field_name in ("train_data_path", "eval_data_path"):
-        location = parse_data_path(value)
-        return location.kind == "local" and not value.startswith(("/", "file://"))
-    return False
+    return _LOCATION_OF[field_name](value).kind == "local" and not value.startswith(("/", "file://"))
 
 
 def process_count(spec: FineTuneRunSpec) -> int:
@@ -155,11 +159,11 @@ def torchrun_command(config_path: Path, nproc: int) -> list[str]:
 
 def run_local(run: LocalRun, printer: EventPrinter, register: Callable | None = None) -> LocalResult:
     """The whole run. `register` (default kubetune.registry.register_model) is called after training succeeds."""
-    printer.event("CREATED", f"run {run.name}: {run.spec.model} on {run.spec.train_data_path}")
+    printer.event(EventType.CREATED.value, f"run {run.name}: {run.spec.model} on {run.spec.train_data_path}")
     if run.spec.validate_inputs:
         problems = validate_data(run)
         if problems:
-            printer.event("FAILED", "\n".join(problems))
+            printer.event(EventType.FAILED.value, "\n".join(problems))
             return LocalResult(False, problems=problems)
     uid = run_uid(run.run_dir)
     config = trainer_config(run, uid)
@@ -168,7 +172,7 @@ def run_local(run: LocalRun, printer: EventPrinter, register: Callable | None = 
     report = _train(run, config_path, config.progress.path, printer)  # type: ignore[arg-type]
     if report is None or report.stage != TrainerStage.TRAIN_FINISHED:
         message = (report.message if report else None) or f"the trainer failed; see {run.run_dir / 'trainer.log'}"
-        printer.event("FAILED", message)
+        printer.event(EventType.FAILED.value, message)
         return LocalResult(False, report)
     return _register(run, uid, report, printer, register)
 
@@ -179,7 +183,7 @@ def _train(run: LocalRun, config_path: Path, progress_path: Path, printer: Event
     env.setdefault("OMP_NUM_THREADS", "1" if nproc > 1 else str(min(4, os.cpu_count() or 1)))
     with open(run.run_dir / "trainer.log", "ab") as log:
         process = subprocess.Popen(torchrun_command(config_path, nproc), stdout=log, stderr=subprocess.STDOUT, env=env)
-        printer.event("STARTED", f"torchrun with {nproc} process(es); log: {run.run_dir / 'trainer.log'}")
+        printer.event(EventType.STARTED.value, f"torchrun with {nproc} process(es); log: {run.run_dir / 'trainer.log'}")
         report = None
         try:
             while process.poll() is None:
@@ -219,9 +223,9 @@ def _register(run: LocalRun, uid: str, report: TrainerReport, printer: EventPrin
             run_tags(LOCAL_NAMESPACE, run.name, uid),
         )
     except RegistrationError as error:
-        printer.event("FAILED", str(error))
+        printer.event(EventType.FAILED.value, str(error))
         return LocalResult(False, report)
     finally:
         logging.disable(logging.NOTSET)
-    printer.event("COMPLETED", f"registered {version.name} version {version.version}")
+    printer.event(EventType.COMPLETED.value, f"registered {version.name} version {version.version}")
     return LocalResult(True, report, version.name, version.version)

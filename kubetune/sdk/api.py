@@ -5,7 +5,6 @@ run object carries its namespace; a name is looked up in the configured namespac
 """
 
 import builtins
-import re
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -13,12 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from kubetune.api.errors import SpecError, SpecProblem
+from kubetune.api.identifiers import DNS_LABEL
 from kubetune.api.progress import CheckpointRef
 from kubetune.api.spec import Compute, FineTuneRunSpec
 from kubetune.sdk import build
 from kubetune.sdk.client import RunsClient, get_client
 from kubetune.sdk.errors import ClusterUnavailableError, RunAlreadyExistsError
-from kubetune.sdk.events import TrainingEvent, event_key
+from kubetune.sdk.events import TrainingEvent, unseen
 from kubetune.sdk.filters import DEFAULT_LIMIT, filter_runs
 from kubetune.sdk.run import (
     CREATED_BY_ANNOTATION,
@@ -32,7 +32,6 @@ from kubetune.sdk.run import (
     run_name,
 )
 
-NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_RULE = "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63"
 GENERATED_NAME_ATTEMPTS = 3
 FOLLOW_POLL_SECONDS = 2.0
@@ -86,7 +85,7 @@ def submit(
     Without a name, one is generated (`<model>-<random>`) and regenerated if it is taken. The
     kubetune.io/created-by annotation records the user the API server authenticated (Databricks' created_by).
     """
-    if name is not None and not (NAME_PATTERN.match(name) and len(name) <= 63):
+    if name is not None and not (DNS_LABEL.match(name) and len(name) <= 63):
         raise SpecError([SpecProblem("name", NAME_RULE, name)])
     client = get_client().in_namespace(namespace)
     creator = client.username()
@@ -205,10 +204,7 @@ def follow(
 def _follow_events(training_run: RunRef, poll_seconds: float) -> Iterator[TrainingEvent]:
     seen: set = set()
     for run in follow(training_run, poll_seconds):
-        for event in run.events:
-            if event_key(event) not in seen:
-                seen.add(event_key(event))
-                yield event
+        yield from unseen(run.events, seen)
 
 
 def _targets(runs: RunRef | Iterable[RunRef] | None, experiment_id: str | None) -> builtins.list[tuple[str, RunsClient]]:

@@ -56,7 +56,9 @@ def connect(target: Target) -> "RunsClient":
     try:
         connection = kube_client.connect(target.kubeconfig, target.context)
     except kube_client.KubeconfigError as error:
-        raise errors.KubeconfigError(str(error)) from None
+        raise errors.KubeconfigError(
+            f"{error}: pass kubeconfig= to kubetune.foundation_model.configure(), set KUBECONFIG, or use --kubeconfig"
+        ) from None
     return RunsClient(k8s.CustomObjectsApi(connection.api_client), target.namespace or connection.namespace)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubetune.api.events import TERMINAL_EVENT_TYPES, EventType
+from kubetune.api.events import ONCE_ONLY, TERMINAL_EVENT_TYPES, EventType
 from kubetune.sdk.timeutil import parse_time
 
 
@@ -22,7 +22,7 @@ class TrainingEvent:
     message: str = ""
 
     def is_terminal_state(self) -> bool:
-        return self.type in TERMINAL_EVENT_TYPES
+        return self.type in TERMINAL_EVENT_TYPES or self.type == "STOPPED"  # Databricks' name, should one arrive
 
     def __str__(self) -> str:
         return f"{self.time.isoformat(timespec='seconds')} {self.type:<17} {self.message}".rstrip()
@@ -43,6 +43,19 @@ def _event(item: dict[str, Any]) -> TrainingEvent:
     return TrainingEvent(kind, parse_time(item["time"]), item.get("message") or "")
 
 
-def event_key(event: TrainingEvent) -> tuple[str, datetime, str]:
-    """Identifies an event across reads of a bounded history (for follow)."""
+def event_key(event: TrainingEvent) -> tuple:
+    """Identifies an event across reads of a bounded history (for follow). A once-only event is its type:
+    the CREATED made up from creationTimestamp before the operator records its own is the same event."""
+    if event.type in ONCE_ONLY or event.type in TERMINAL_EVENT_TYPES:
+        return (event.type,)
     return (event.type, event.time, event.message)
+
+
+def unseen(events: list[TrainingEvent], seen: set) -> list[TrainingEvent]:
+    """The events not yielded yet, oldest first; records them in `seen` (what follow yields each round)."""
+    fresh = []
+    for event in events:
+        if event_key(event) not in seen:
+            seen.add(event_key(event))
+            fresh.append(event)
+    return fresh

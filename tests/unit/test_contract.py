@@ -146,3 +146,21 @@ def test_no_kubeconfig_and_no_cluster_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(kube_client.KubeconfigError, match="not running inside a cluster"):
         kube_client.connect()
+
+
+def test_object_store_custom_weights_and_an_empty_hub_id_are_refused_at_admission():
+    from kubetune.api.errors import SpecError
+
+    with pytest.raises(SpecError, match="spec.customWeightsPath: checkpoints on an object store are not supported"):
+        FineTuneRunSpec.parse(make_spec(customWeightsPath="s3://bucket/ckpt"))
+    with pytest.raises(SpecError, match="spec.model: must be a supported model"):
+        FineTuneRunSpec.parse(make_spec(model="hf://"))
+
+
+def test_a_bare_name_that_is_a_checkpoint_folder_here_is_that_folder(tmp_path, monkeypatch):
+    """Local mode: `customWeightsPath: ep2-ba8` next to the manifest is that folder, not a run named so."""
+    folder = tmp_path / "ep2-ba8"
+    folder.mkdir()
+    checkpoints.mark_complete(folder)
+    monkeypatch.chdir(tmp_path)
+    assert checkpoints.resolve_custom_weights("ep2-ba8", tmp_path / "runs").resolve() == folder

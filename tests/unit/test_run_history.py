@@ -48,3 +48,28 @@ def test_operator_and_local_mode_announce_the_same_stage_events(capsys):
         printer.progress(make_report(stage=stage, step=0, totalSteps=None))
     expected = [e.value for e in stage_events("TRAIN_FINISHED")]
     assert printed == expected == [EventType.DATA_VALIDATED, EventType.MODEL_INITIALIZED, EventType.TRAIN_FINISHED]
+
+
+def test_a_run_started_by_an_older_operator_keeps_its_once_only_events_once():
+    """Runs in flight during an upgrade have events but no status.milestones: their history speaks for them."""
+    from kubetune.api.status import FineTuneRunStatus
+
+    older = FineTuneRunStatus.model_validate({"phase": "Running", "startTime": NOW.isoformat(), "events": [
+        {"type": t, "time": NOW.isoformat()} for t in ("CREATED", "DATA_VALIDATED", "STARTED", "MODEL_INITIALIZED")]})
+    spec, config = make_spec(validateInputs=False), make_config()
+    status = decide(make_run(spec, status=older, report=make_report(step=3)), Observed(training=make_job()), config, NOW).status
+    assert [e.type for e in status.events] == ["CREATED", "DATA_VALIDATED", "STARTED", "MODEL_INITIALIZED", "TRAIN_UPDATED"]
+
+
+def test_following_from_creation_yields_created_once():
+    """Before the operator's first write, the SDK makes CREATED up from creationTimestamp; the recorded
+    CREATED that follows is the same event."""
+    from kubetune.sdk.events import unseen
+
+    created = (NOW - timedelta(seconds=1)).isoformat()
+    seen: set = set()
+    first = unseen(parse_events({"metadata": {"creationTimestamp": created}, "status": {}}), seen)
+    later = unseen(parse_events({"metadata": {"creationTimestamp": created}, "status": {"events": [
+        {"type": "CREATED", "time": NOW.isoformat(), "message": "run created"},
+        {"type": "DATA_VALIDATED", "time": NOW.isoformat()}]}}), seen)
+    assert [e.type for e in first] == ["CREATED"] and [e.type for e in later] == ["DATA_VALIDATED"]
