@@ -42,6 +42,7 @@ MODEL_REGISTERED_REASON = "ModelRegistered"
 RUN_SUCCEEDED = "RunSucceeded"
 CANCELLED_BY_USER = "CancelledByUser"
 CHILD_REJECTED = "ChildRejected"
+USER_ERROR = "UserError"
 RUN_FAILED = "RunFailed"
 RUN_CANCELLED = "RunCancelled"
 RUN_ENDED = "RunEnded"
@@ -76,6 +77,7 @@ WARNING_REASONS = frozenset(
         EXPORT_MISSING,
         REGISTRATION_FAILED,
         CHILD_REJECTED,
+        USER_ERROR,
     }
 )
 

@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubetune.api.failures import USER_ERROR_EXIT, read_termination_message
+
 
 @dataclass(frozen=True)
 class PodView:
@@ -11,6 +13,7 @@ class PodView:
     node: str | None = None
     unschedulable: str | None = None  # the scheduler's message while it cannot place the pod
     terminated_message: str | None = None  # the container's termination message (or its last log lines)
+    user_error: bool = False  # the trainer said a retry cannot help (kubetune.api.failures)
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,10 @@ class JobView:
     def first_failure_message(self) -> str | None:
         return next((p.terminated_message for p in self.pods if p.phase == "Failed" and p.terminated_message), None)
 
+    def user_error(self) -> PodView | None:
+        """A failed pod whose trainer said a retry cannot help."""
+        return next((p for p in self.pods if p.phase == "Failed" and p.user_error), None)
+
 
 def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     for condition in (obj.get("status") or {}).get("conditions") or []:
@@ -43,16 +50,17 @@ def pod_view(pod: dict[str, Any]) -> PodView:
     unschedulable = None
     if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
         unschedulable = scheduled.get("message") or "Unschedulable"
-    messages = [
-        ((cs.get("state") or {}).get("terminated") or {}).get("message")
-        for cs in status.get("containerStatuses") or []
-    ]
+    terminated = [((cs.get("state") or {}).get("terminated") or {}) for cs in status.get("containerStatuses") or []]
+    message = next((t["message"].strip() for t in terminated if (t.get("message") or "").strip()), None)
+    marked, message = read_termination_message(message) if message else (False, None)
     return PodView(
         name=pod["metadata"]["name"],
         phase=status.get("phase", "Pending"),
         node=(pod.get("spec") or {}).get("nodeName"),
         unschedulable=unschedulable,
-        terminated_message=next((m.strip() for m in messages if m and m.strip()), None),
+        terminated_message=message,
+        # The mark, or the trainer's own code where it ran without torchrun in front of it.
+        user_error=marked or any(t.get("exitCode") == USER_ERROR_EXIT for t in terminated),
     )
 
 

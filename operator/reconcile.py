@@ -178,8 +178,13 @@ def _trained(status: FineTuneRunStatus, now: datetime) -> FineTuneRunStatus:
 
 
 def _after_failure(status, job: JobView, config: OperatorConfig, run_name: str, now: datetime) -> FineTuneRunStatus:
-    """Resume from the latest checkpoint as the next attempt, within the retry budget."""
+    """Resume from the latest checkpoint as the next attempt, within the retry budget; a failure the trainer
+    called the user's (kubetune.api.failures) ends the run at once: a retry would fail the same way."""
     attempt = status.restarts
+    refused = job.user_error()
+    if refused is not None:
+        detail = refused.terminated_message or f"pod {refused.name} reported a user error"
+        return fail(status, c.USER_ERROR, f"training failed with an error a retry cannot fix: {detail}", now)
     cause = job.first_failure_message() or job.failure_message or job.failure_reason or "a training pod failed"
     if attempt >= config.defaults.max_restarts:
         return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"training failed after {attempt + 1} attempts: {cause}", now)

@@ -1,8 +1,9 @@
 """`python -m kubetune.trainer --config FILE`: what torchrun starts on every node.
 
 Exit codes: 0 success; 2 a user error that a retry cannot fix (bad data, model or
-checkpoint path: the operator fails the run instead of restarting it); 1 anything
-else (a transient fault: the operator may resume from the latest checkpoint).
+checkpoint path), also left as the container's marked termination message, which is
+what the operator reads to fail the run instead of restarting it (kubetune.api.failures);
+1 anything else (a transient fault: the operator resumes from the latest checkpoint).
 """
 
 import argparse
@@ -10,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-USER_ERROR_EXIT = 2
+from kubetune.api.failures import TERMINATION_LOG, USER_ERROR_EXIT, user_error_message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +29,20 @@ def main(argv: list[str] | None = None) -> int:
         return run(config)
     except USER_ERRORS as error:
         logging.getLogger("kubetune.trainer").error("%s", error)
+        leave_termination_message(user_error_message(str(error)))
         return USER_ERROR_EXIT
+
+
+def leave_termination_message(message: str) -> None:
+    """In a pod, the container's termination message: how the operator learns the failure is the user's
+    (torchrun's own exit code does not say). The file exists only where the kubelet mounted it, so local
+    runs write nothing."""
+    path = Path(TERMINATION_LOG)
+    if path.is_file():
+        try:
+            path.write_text(message)
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ Simulated pod lifecycle on the kwok nodes (hack/kwok/stages.yaml):
         with exit code N: 0 -> Succeeded, else Failed); without it pods stay Running.
     POD_EXIT_AFTER_ANNOTATION = "sim.kubetune.io/exit-after"  ("SECONDS" to wait
         first, counted from when the pod is Running and carries exit-code).
+    POD_TERMINATION_MESSAGE_ANNOTATION = "sim.kubetune.io/termination-message"  (a failed
+        pod's containers end with this termination message).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ __all__ = [
     "CLUSTER_DIR",
     "POD_EXIT_CODE_ANNOTATION",
     "POD_EXIT_AFTER_ANNOTATION",
+    "POD_TERMINATION_MESSAGE_ANNOTATION",
     "POOL_LABEL",
     "ensure_cluster",
     "release_cluster",
@@ -70,6 +73,7 @@ CLUSTER_DIR = Path(os.environ.get("CLUSTER_DIR", REPO_ROOT / ".cluster"))
 
 POD_EXIT_CODE_ANNOTATION = "sim.kubetune.io/exit-code"
 POD_EXIT_AFTER_ANNOTATION = "sim.kubetune.io/exit-after"
+POD_TERMINATION_MESSAGE_ANNOTATION = "sim.kubetune.io/termination-message"
 POOL_LABEL = "kubetune.io/pool"
 
 # Building from a cold Go cache takes a while on small machines.

@@ -82,13 +82,14 @@ class RunDriver:
 
         return self.wait_for(f"{count} running pods of {job}", running, timeout)
 
-    def finish_pods(self, job: str, exit_code: int, only: int | None = None) -> None:
-        """kwok ends an annotated pod with that exit code (hack/kwok/stages.yaml)."""
+    def finish_pods(self, job: str, exit_code: int, only: int | None = None, message: str | None = None) -> None:
+        """kwok ends an annotated pod with that exit code and termination message (hack/kwok/stages.yaml)."""
         pods = sorted(self.pods(job), key=lambda p: p.metadata.name)
+        annotations = {EXIT_CODE: str(exit_code)}
+        if message is not None:
+            annotations[cluster.POD_TERMINATION_MESSAGE_ANNOTATION] = message
         for pod in pods if only is None else pods[only : only + 1]:
-            self.core.patch_namespaced_pod(
-                pod.metadata.name, self.namespace, {"metadata": {"annotations": {EXIT_CODE: str(exit_code)}}}
-            )
+            self.core.patch_namespaced_pod(pod.metadata.name, self.namespace, {"metadata": {"annotations": annotations}})
 
     def report(self, name: str, report: TrainerReport) -> None:
         """Send the report exactly as the trainer's rank 0 does (KubernetesReporter), minus in-cluster login."""

@@ -99,3 +99,18 @@ def test_operator_restart_mid_run_duplicates_nothing(runs, operator):
     runs.finish_pods("steady-train-0", 1)
     runs.wait_for("restart after the crash", lambda: runs.status(name).get("restarts") == 1, 30)
     runs.wait_pods_running("steady-train-1", 2)
+
+
+def test_a_user_error_fails_the_run_at_once_with_the_trainers_message(runs):
+    """torchrun exits 1 whatever its workers exit with: the trainer's marked termination message is what
+    says a retry cannot help, and the run fails without a second attempt."""
+    from kubetune.api.failures import user_error_message
+
+    name = runs.apply(no_validation("bad-data"))
+    runs.wait_pods_running("bad-data-train-0", 2)
+    runs.finish_pods("bad-data-train-0", 1, only=0, message=user_error_message("train.jsonl:3: messages[1].role is 'user'"))
+    status = runs.wait_phase(name, "Failed")
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "UserError" and failed["message"].endswith("train.jsonl:3: messages[1].role is 'user'")
+    assert status["restarts"] == 0
+    assert [j.metadata.name for j in runs.jobs(name)] == ["bad-data-train-0"]
