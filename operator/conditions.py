@@ -43,6 +43,7 @@ RUN_SUCCEEDED = "RunSucceeded"
 CANCELLED_BY_USER = "CancelledByUser"
 CHILD_REJECTED = "ChildRejected"
 USER_ERROR = "UserError"
+JOB_LOST = "JobLost"
 RUN_FAILED = "RunFailed"
 RUN_CANCELLED = "RunCancelled"
 RUN_ENDED = "RunEnded"
@@ -57,6 +58,7 @@ IN_PROGRESS_REASONS = frozenset(
         UNSCHEDULABLE,
         PODS_RUNNING,
         RESTARTING,
+        JOB_LOST,
         REGISTRATION_PENDING,
         REGISTRY_UNAVAILABLE,
     }
@@ -78,6 +80,7 @@ WARNING_REASONS = frozenset(
         REGISTRATION_FAILED,
         CHILD_REJECTED,
         USER_ERROR,
+        JOB_LOST,
     }
 )
 

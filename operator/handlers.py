@@ -63,20 +63,34 @@ def run_view(body: dict[str, Any]) -> RunView:
 
 
 def observe(api: ApiClient, run: RunView) -> Observed:
-    jobs = {j["metadata"]["name"]: j for j in kube.list_jobs(api, run.ref.namespace, run.ref.name)}
+    """The run's Jobs and their pods, adopted by owner UID only: a Job with the run's label that another
+    FineTuneRun of the same name left behind (deleted with --cascade=orphan) is reported, never adopted."""
+    labelled = kube.list_jobs(api, run.ref.namespace, run.ref.name)
+    jobs = {j["metadata"]["name"]: j for j in labelled if _owned_by(j, run.ref.uid)}
+    foreign = sorted(j["metadata"]["name"] for j in labelled if not _owned_by(j, run.ref.uid))
+    uids = {j["metadata"]["uid"]: name for name, j in jobs.items()}
     pods = kube.list_pods(api, run.ref.namespace, run.ref.name) if jobs else []
 
     def view(name: str):
         job = jobs.get(name)
         if job is None:
             return None
-        return job_view(job, [p for p in pods if p["metadata"].get("labels", {}).get(names.JOB_NAME_LABEL) == name])
+        return job_view(job, [p for p in pods if any(uids.get(o.get("uid")) == name for o in _owners(p))])
 
     return Observed(
         validation=view(names.validation_job(run.ref.name)),
         training=view(names.training_job(run.ref.name, run.status.restarts)),
         job_names=sorted(jobs),
+        foreign_jobs=foreign,
     )
+
+
+def _owners(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    return obj["metadata"].get("ownerReferences") or []
+
+
+def _owned_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(o.get("uid") == uid and o.get("controller") for o in _owners(obj))
 
 
 def reconcile(api: ApiClient, config: OperatorConfig, namespace: str, name: str, logger, retry: int = 0) -> None:

@@ -51,6 +51,7 @@ class Observed:
     validation: JobView | None = None
     training: JobView | None = None  # the Job of the current attempt (status.restarts)
     job_names: list[str] = field(default_factory=list)  # every Job of the run
+    foreign_jobs: list[str] = field(default_factory=list)  # Jobs with the run's label that another run owns
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,17 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
     if run.report is not None:
         status = fold_report(status, run.report, now)
     if spec.validate_inputs and not c.is_true(status.conditions, c.INPUTS_VALIDATED):
-        plan = _validation_step(run, spec, observed.validation, config, status, now)
+        plan = _validation_step(run, spec, observed.validation, config, status, now, observed.foreign_jobs)
         if plan is not None:
             return plan
         status = _validated(status, now)
-    return _training_step(run, spec, placement, observed.training, config, status, now)
+    return _training_step(run, spec, placement, observed.training, config, status, now, observed.foreign_jobs)
 
 
-def _validation_step(run, spec, job: JobView | None, config, status, now) -> Plan | None:
+def _validation_step(run, spec, job: JobView | None, config, status, now, foreign: list[str]) -> Plan | None:
     """A Plan while validation is running or has failed; None once it passed."""
+    if job is None and names.validation_job(run.ref.name) in foreign:
+        return Plan(_foreign_job(status, run.ref, names.validation_job(run.ref.name), now))
     if job is None:
         status = _set(status, c.INPUTS_VALIDATED, False, c.VALIDATION_RUNNING, "validating the input data", now)
         status = _enter(status, Phase.VALIDATING, "validating the input data", now)
@@ -134,9 +137,15 @@ def training_children(run: RunView, spec: FineTuneRunSpec, placement: Placement,
     return children
 
 
-def _training_step(run, spec, placement: Placement, job: JobView | None, config, status, now) -> Plan:
+def _training_step(run, spec, placement: Placement, job: JobView | None, config, status, now, foreign: list[str]) -> Plan:
     attempt = status.restarts
     job_name = names.training_job(run.ref.name, attempt)
+    if c.is_true(status.conditions, c.TRAINING_SUCCEEDED):  # only registration is left, Job or no Job
+        return _registration_step(run, spec, config, status, now)
+    if job is None and job_name in foreign:
+        return Plan(_foreign_job(status, run.ref, job_name, now))
+    if job is None and _job_created(status):
+        return Plan(_lost_job(status, job_name, config, run.ref.name, now))
     if job is None:
         message = f"created Job {job_name}: {_shape(placement)}"
         status = _set(status, c.SCHEDULED, False, c.JOB_CREATED, message, now)
@@ -197,6 +206,33 @@ def _after_failure(status, job: JobView, config: OperatorConfig, run_name: str, 
     status = _set(status, c.TRAINING_SUCCEEDED, False, c.RESTARTING, message, now)
     status = _set(status, c.SCHEDULED, False, c.RESTARTING, message, now)
     return _enter(status, Phase.QUEUED, message, now)
+
+
+def _job_created(status: FineTuneRunStatus) -> bool:
+    """The current attempt's Job was created (Scheduled says what became of it) and has not ended."""
+    scheduled = c.find(status.conditions, c.SCHEDULED)
+    return scheduled is not None and scheduled.reason in (c.JOB_CREATED, c.WAITING_FOR_QUEUE, c.UNSCHEDULABLE, c.PODS_RUNNING)
+
+
+def _lost_job(status, job_name: str, config: OperatorConfig, run_name: str, now: datetime) -> FineTuneRunStatus:
+    """Someone deleted the current attempt's Job: that is a restart like any failure, counted against the
+    budget (deleting Jobs must not escape it) and announced with a Warning Event."""
+    attempt = status.restarts
+    if attempt >= config.defaults.max_restarts:
+        return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"Job {job_name} was deleted after {attempt + 1} attempts", now)
+    next_job = names.training_job(run_name, attempt + 1)
+    message = f"Job {job_name} was deleted; resuming from the latest checkpoint as attempt {attempt + 1} (Job {next_job})"
+    status = status.model_copy(update={"restarts": attempt + 1})
+    status = _set(status, c.SCHEDULED, False, c.JOB_LOST, message, now)
+    return _enter(status, Phase.QUEUED, message, now)
+
+
+def _foreign_job(status, run: RunRef, job_name: str, now: datetime) -> FineTuneRunStatus:
+    message = (
+        f"Job {job_name} belongs to another FineTuneRun named {run.name} (deleted with --cascade=orphan?); "
+        f"it is never adopted: delete it (kubectl delete job {job_name} -n {run.namespace}) and create the run again"
+    )
+    return fail(status, c.CHILD_REJECTED, message, now)
 
 
 def _registration_step(run, spec: FineTuneRunSpec, config: OperatorConfig, status, now) -> Plan:

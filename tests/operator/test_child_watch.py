@@ -109,5 +109,8 @@ def test_failed_and_deleted_jobs_are_noticed_at_once(runs):
     def recreated():
         return [j for j in runs.jobs(name) if j.metadata.uid != job.metadata.uid]
 
-    [again] = runs.wait_for("the deleted Job created again", recreated, PROMPTLY)
-    assert again.metadata.name == "waiting-train-0" and again.spec.suspend
+    [again] = runs.wait_for("the deleted Job replaced", recreated, PROMPTLY)
+    # A lost Job is a counted restart with a Warning, never a silent re-creation under the same attempt.
+    assert again.metadata.name == "waiting-train-1" and again.spec.suspend
+    assert runs.status(name)["restarts"] == 1
+    assert "JobLost" in [e.reason for e in runs.events(name) if e.type == "Warning"]

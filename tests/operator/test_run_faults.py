@@ -114,3 +114,21 @@ def test_a_user_error_fails_the_run_at_once_with_the_trainers_message(runs):
     assert failed["reason"] == "UserError" and failed["message"].endswith("train.jsonl:3: messages[1].role is 'user'")
     assert status["restarts"] == 0
     assert [j.metadata.name for j in runs.jobs(name)] == ["bad-data-train-0"]
+
+
+def test_a_run_recreated_after_an_orphaning_delete_adopts_nothing_of_the_old_one(runs):
+    """`kubectl delete ftr --cascade=orphan` leaves the Jobs; a new run of the same name must not take them."""
+    cpu = {"pool": "cpu", "gpus": 0}  # leave the GPU nodes to the other tests while the orphans live
+    name = runs.apply(no_validation("again", compute=cpu))
+    runs.wait_pods_running("again-train-0", 1)
+    runs.kubectl("delete", "ftr", name, "--cascade=orphan", "--wait=true")
+    runs.wait_for("the old run gone", lambda: not runs.custom.list_namespaced_custom_object(
+        "kubetune.io", "v1alpha1", runs.namespace, "finetuneruns")["items"], 30)
+    name = runs.apply(no_validation("again", compute=cpu))
+    status = runs.wait_phase(name, "Failed")
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "ChildRejected" and "kubectl delete job again-train-0" in failed["message"]
+    [old] = runs.jobs(name)
+    assert not old.metadata.owner_references  # orphaned: the garbage collector dropped the old owner
+    runs.batch.delete_namespaced_job(old.metadata.name, runs.namespace, propagation_policy="Foreground")
+    runs.wait_for("the orphans gone", lambda: runs.pods("again-train-0") == [], 60)
