@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "kubetune.cli.crd",
     "kubetune.cli.models",
     "kubetune.cli.validate_data",
+    "kubetune.cli.validate_weights",
     "kubetune.cli.create",
     "kubetune.cli.run",
     "kubetune.cli.runs",

@@ -194,3 +194,26 @@ def test_checkpoint_claim_is_not_owned_by_any_run():
     claim = build_checkpoint_claim("team-a", CONFIG)
     assert "ownerReferences" not in claim["metadata"]
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+@pytest.mark.parametrize("weights, reads_checkpoints", [
+    ("earlier-run", True), ("/checkpoints/earlier/checkpoints/ep1-ba5", True), ("pvc://weights/run/checkpoints/latest", False),
+])
+def test_validation_checks_custom_weights_before_any_gpu(weights, reads_checkpoints):
+    spec = FineTuneRunSpec.parse(make_spec(customWeightsPath=weights))
+    pod = build_validation_job(REF, spec, CONFIG)["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    command = containers["validate-weights"]["command"]
+    assert command[:2] == ["kubetune", "validate-weights"] and command[-2:] == ["--checkpoint-root", "/checkpoints"]
+    assert command[2] == ("/checkpoints/earlier-run/checkpoints/latest" if weights == "earlier-run" else weights)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert ("checkpoints" in volumes) is reads_checkpoints
+    if reads_checkpoints:
+        assert volumes["checkpoints"]["persistentVolumeClaim"] == {"claimName": "kubetune-checkpoints", "readOnly": True}
+        mount = next(m for m in containers["validate-weights"]["volumeMounts"] if m["name"] == "checkpoints")
+        assert mount == {"name": "checkpoints", "mountPath": "/checkpoints", "readOnly": True}
+
+
+def test_no_weights_container_without_custom_weights():
+    pod = build_validation_job(REF, FineTuneRunSpec.parse(make_spec()), CONFIG)["spec"]["template"]["spec"]
+    assert "validate-weights" not in [c["name"] for c in pod["containers"]]
