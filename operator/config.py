@@ -76,7 +76,8 @@ class Kueue(_Config):
 class Defaults(_Config):
     pool: str = Field(..., pattern=DNS_LABEL_PATTERN)
     validation_pool: str | None = Field(None, description="Pool for the data-validation step; default: `pool`.")
-    max_restarts: int = Field(3, ge=0, description="Retry budget: training attempts after the first.")
+    max_restarts: int = Field(3, ge=0, description="Retry budget: training attempts after the first (a run's spec.maxRestarts wins).")
+    max_restarts_limit: int = Field(10, ge=0, description="The largest spec.maxRestarts a run may ask for.")
     experiment_root: str = DEFAULT_EXPERIMENT_ROOT
 
 

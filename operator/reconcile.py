@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune.api.checkpoints import run_checkpoint_dir
-from kubetune.api.errors import SpecError
+from kubetune.api.errors import SpecError, SpecProblem
 from kubetune.api.events import EventType
 from kubetune.api.mlflow_tags import run_tags
 from kubetune.api.progress import TrainerReport
@@ -82,8 +82,10 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
     try:
         spec = FineTuneRunSpec.parse(run.spec)
         placement = resolve_placement(spec.compute, config)
+        budget = retry_budget(spec, config)
     except SpecError as error:
         return Plan(fail(status, c.INVALID_SPEC, str(error), now))
+    status = status.model_copy(update={"max_restarts": budget})
     status = _set(status, c.SPEC_VALID, True, c.SPEC_ACCEPTED, _shape(placement), now)
     if spec.suspend:
         return Plan(_cancel(status, config, run.ref, now), delete_jobs=list(observed.job_names))
@@ -145,7 +147,7 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
     if job is None and job_name in foreign:
         return Plan(_foreign_job(status, run.ref, job_name, now))
     if job is None and _job_created(status):
-        return Plan(_lost_job(status, job_name, config, run.ref.name, now))
+        return Plan(_lost_job(status, job_name, run.ref.name, now))
     if job is None:
         message = f"created Job {job_name}: {_shape(placement)}"
         status = _set(status, c.SCHEDULED, False, c.JOB_CREATED, message, now)
@@ -153,7 +155,7 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
     if job.complete:
         return _registration_step(run, spec, config, _trained(status, now), now)
     if job.failed:
-        return Plan(_after_failure(status, job, config, run.ref.name, now))
+        return Plan(_after_failure(status, job, run.ref.name, now))
     if job.suspended:
         message = f"Job {job_name} waits for Kueue to admit it (queue {queue_name(run.labels, config)})"
         status = _set(status, c.SCHEDULED, False, c.WAITING_FOR_QUEUE, message, now)
@@ -186,8 +188,8 @@ def _trained(status: FineTuneRunStatus, now: datetime) -> FineTuneRunStatus:
     return reach(status, EventType.TRAIN_FINISHED, "training finished", now)
 
 
-def _after_failure(status, job: JobView, config: OperatorConfig, run_name: str, now: datetime) -> FineTuneRunStatus:
-    """Resume from the latest checkpoint as the next attempt, within the retry budget; a failure the trainer
+def _after_failure(status, job: JobView, run_name: str, now: datetime) -> FineTuneRunStatus:
+    """Resume from the latest checkpoint as the next attempt, within the run's retry budget; a failure the trainer
     called the user's (kubetune.api.failures) ends the run at once: a retry would fail the same way."""
     attempt = status.restarts
     refused = job.user_error()
@@ -195,7 +197,7 @@ def _after_failure(status, job: JobView, config: OperatorConfig, run_name: str, 
         detail = refused.terminated_message or f"pod {refused.name} reported a user error"
         return fail(status, c.USER_ERROR, f"training failed with an error a retry cannot fix: {detail}", now)
     cause = job.first_failure_message() or job.failure_message or job.failure_reason or "a training pod failed"
-    if attempt >= config.defaults.max_restarts:
+    if attempt >= status.max_restarts:
         return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"training failed after {attempt + 1} attempts: {cause}", now)
     next_job = names.training_job(run_name, attempt + 1)
     message = (
@@ -208,17 +210,27 @@ def _after_failure(status, job: JobView, config: OperatorConfig, run_name: str, 
     return _enter(status, Phase.QUEUED, message, now)
 
 
+def retry_budget(spec: FineTuneRunSpec, config: OperatorConfig) -> int:
+    """spec.maxRestarts within the operator's limit, else the operator's default."""
+    if spec.max_restarts is None:
+        return config.defaults.max_restarts
+    if spec.max_restarts > config.defaults.max_restarts_limit:
+        rule = f"must be at most {config.defaults.max_restarts_limit} (the operator's defaults.maxRestartsLimit)"
+        raise SpecError([SpecProblem("spec.maxRestarts", rule, spec.max_restarts)])
+    return spec.max_restarts
+
+
 def _job_created(status: FineTuneRunStatus) -> bool:
     """The current attempt's Job was created (Scheduled says what became of it) and has not ended."""
     scheduled = c.find(status.conditions, c.SCHEDULED)
     return scheduled is not None and scheduled.reason in (c.JOB_CREATED, c.WAITING_FOR_QUEUE, c.UNSCHEDULABLE, c.PODS_RUNNING)
 
 
-def _lost_job(status, job_name: str, config: OperatorConfig, run_name: str, now: datetime) -> FineTuneRunStatus:
+def _lost_job(status, job_name: str, run_name: str, now: datetime) -> FineTuneRunStatus:
     """Someone deleted the current attempt's Job: that is a restart like any failure, counted against the
     budget (deleting Jobs must not escape it) and announced with a Warning Event."""
     attempt = status.restarts
-    if attempt >= config.defaults.max_restarts:
+    if attempt >= status.max_restarts:
         return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"Job {job_name} was deleted after {attempt + 1} attempts", now)
     next_job = names.training_job(run_name, attempt + 1)
     message = f"Job {job_name} was deleted; resuming from the latest checkpoint as attempt {attempt + 1} (Job {next_job})"

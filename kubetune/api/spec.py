@@ -123,6 +123,13 @@ class FineTuneRunSpec(_CamelModel):
         None, min_length=1, description="MLflow experiment. Default: /Users/<namespace>/<run name>."
     )
     compute: Compute | None = Field(None, description="Node pool and size. Default: the operator's default pool.")
+    max_restarts: int | None = Field(
+        None,
+        ge=0,
+        description="Retry budget: training attempts after the first, each resuming from the latest checkpoint "
+        "(a failed, evicted or deleted attempt counts; a user error is not retried). Default and maximum: the "
+        "operator configuration's.",
+    )
     suspend: bool = Field(
         False, description="True stops the run's pods and keeps its checkpoints (this is how a run is cancelled)."
     )

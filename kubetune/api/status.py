@@ -131,5 +131,8 @@ class FineTuneRunStatus(_CamelModel):
     start_time: datetime | None = Field(None, description="When every training pod first ran.")
     completion_time: datetime | None = Field(None, description="When the run reached a final phase.")
     restarts: int = Field(0, description="Training attempts after the first (each resumes from the latest checkpoint).")
+    max_restarts: int | None = Field(
+        None, description="This run's retry budget: spec.maxRestarts, else the operator's default."
+    )
     observed_generation: int | None = Field(None, description="The metadata.generation this status was decided from.")
     report: TrainerReport | None = Field(None, description="Written by the trainer; folded into the fields above.")

@@ -47,3 +47,16 @@ def test_registration_goes_on_when_the_finished_job_is_deleted():
     assert registering.status.phase == "Registering"
     again = step(registering.status, report=finished)
     assert again.status.phase == "Registering" and again.register is not None and again.status.restarts == 0
+
+
+def test_the_retry_budget_is_the_runs_own_within_the_operators_limit():
+    config = make_config()
+    own = decide(make_run(make_spec(validateInputs=False, maxRestarts=0)), Observed(), config, NOW).status
+    assert own.max_restarts == 0
+    failed = decide(make_run(make_spec(validateInputs=False, maxRestarts=0), status=own),
+                    Observed(training=make_job(failed=True)), config, NOW).status
+    assert failed.phase == "Failed" and c.find(failed.conditions, c.FAILED).reason == c.RETRY_BUDGET_EXHAUSTED
+    assert decide(make_run(SPEC), Observed(), config, NOW).status.max_restarts == config.defaults.max_restarts
+    too_many = decide(make_run(make_spec(validateInputs=False, maxRestarts=50)), Observed(), config, NOW).status
+    failed = c.find(too_many.conditions, c.FAILED)
+    assert failed.reason == c.INVALID_SPEC and "spec.maxRestarts: must be at most 10" in failed.message
