@@ -51,6 +51,15 @@ def operator_config(tmp_path_factory, mlflow_uri) -> Path:
     return path
 
 
+def with_resync(operator_config: Path, seconds: float, folder: Path) -> Path:
+    """A copy of the tests' operator configuration with another resync interval (for a module's override)."""
+    config = yaml.safe_load(operator_config.read_text())
+    config["reconcile"]["resyncIntervalSeconds"] = seconds
+    path = folder / "operator.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 @pytest.fixture
 def namespace(namespace, kube_api):
     """The shared fresh namespace plus a volume pre-bound to its checkpoint claim."""

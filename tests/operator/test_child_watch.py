@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import yaml
 
 from helpers.mlflow_server import logged_export
+from helpers.operator_fixtures import with_resync
 from helpers.operator_driver import example_run
 from kubetune.api.progress import TrainerReport
 from kubetune.operator.runner import FINALIZER
@@ -23,11 +23,7 @@ PROMPTLY = 10  # seconds; the timer would take 600
 @pytest.fixture(scope="module")
 def operator_config(operator_config, tmp_path_factory) -> Path:
     """The tests' operator config with a resync timer far too slow to be what moves the runs."""
-    config = yaml.safe_load(operator_config.read_text())
-    config["reconcile"]["resyncIntervalSeconds"] = 600
-    path = tmp_path_factory.mktemp("slow-resync") / "operator.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return with_resync(operator_config, 600, tmp_path_factory.mktemp("slow-resync"))
 
 
 def finished_report(mlflow_uri: str, tmp_path: Path) -> TrainerReport:

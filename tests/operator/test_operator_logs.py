@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+from helpers.operator_fixtures import with_resync
 from helpers.operator_driver import example_run
 from kubetune.operator.handlers import QUIET_HANDLERS
 from kubetune.operator.runner import KOPF_OBJECT_LOGGER, QuietSuccess, quiet_routine_successes
@@ -62,11 +62,7 @@ def test_installed_on_kopfs_object_logger_once(caplog):
 @pytest.fixture(scope="module")
 def operator_config(operator_config, tmp_path_factory) -> Path:
     """The tests' operator config with a resync timer that ticks twice a second."""
-    config = yaml.safe_load(operator_config.read_text())
-    config["reconcile"]["resyncIntervalSeconds"] = 0.5
-    path = tmp_path_factory.mktemp("fast-resync") / "operator.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return with_resync(operator_config, 0.5, tmp_path_factory.mktemp("fast-resync"))
 
 
 @pytest.mark.cluster
