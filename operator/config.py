@@ -92,6 +92,9 @@ class Reconcile(_Config):
     )
     registration_backoff_seconds: float = Field(5.0, gt=0, description="First retry delay while MLflow is unavailable.")
     registration_backoff_max_seconds: float = Field(300.0, gt=0, description="Longest retry delay (doubling backoff).")
+    registration_timeout_seconds: float = Field(
+        60.0, gt=0, description="A registration call that has not answered by then counts as MLflow being unavailable."
+    )
 
 
 class OperatorConfig(_Config):

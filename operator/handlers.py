@@ -17,6 +17,7 @@ kopf's "<handler> succeeded." line is not logged for the timer and the child han
 (QUIET_HANDLERS, filtered in runner.py): one line per run per tick, or per pod event, is noise.
 """
 
+import logging
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -31,12 +32,13 @@ from kubetune.operator.builders.common import RunRef
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.observe import job_view
 from kubetune.operator.reconcile import Observed, Plan, RunView, decide, fail, registered, registry_unavailable
-from kubetune.operator.registration import register
+from kubetune.operator.registration import Registrar
 
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
 _waiting: set[tuple[str, str]] = set()  # runs with a child-event reconcile waiting for the lock
 _TERMINAL = {p.value for p in Phase if p.is_terminal}
+_registrar: Registrar | None = None  # set by build_registry: registration calls off the reconcile workers
 CHILD_LABELS = {names.RUN_LABEL: kopf.PRESENT, names.MANAGED_BY_LABEL: names.MANAGED_BY}
 QUIET_HANDLERS = ("resync", "registration", "job_changed", "pod_changed")  # handler ids whose success is not logged
 
@@ -149,7 +151,9 @@ def _apply(api: ApiClient, config: OperatorConfig, run: RunView, plan: Plan, at:
         kube.delete_job(api, run.ref.namespace, job)
     if plan.register is None:
         return status, None
-    outcome = register(plan.register)
+    outcome = _registrar.outcome((run.ref.namespace, run.ref.name), plan.register)
+    if outcome is None:  # in flight: the run stays Registering, and the finished call wakes it
+        return status, None
     if outcome.name is not None:
         return registered(status, outcome.name, outcome.version, at), None
     if outcome.permanent_error:
@@ -159,7 +163,13 @@ def _apply(api: ApiClient, config: OperatorConfig, run: RunView, plan: Plan, at:
 
 
 def build_registry(config: OperatorConfig, api: ApiClient) -> kopf.OperatorRegistry:
+    global _registrar
     registry = kopf.OperatorRegistry()
+    log = logging.getLogger("kubetune.operator.registration")
+    _registrar = Registrar(
+        wake=lambda run: reconcile_now(api, config, run[0], run[1], log),
+        timeout_s=config.reconcile.registration_timeout_seconds,
+    )
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def run_changed(type, name, namespace, logger, **_):

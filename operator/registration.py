@@ -1,5 +1,10 @@
-"""The registration step: the finished model into MLflow's registry, with transient and permanent faults apart."""
+"""The registration step: the finished model into MLflow's registry, with transient and permanent faults
+apart, called off the reconcile workers (Registrar) so that a hung MLflow delays only the runs waiting on it."""
 
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from kubetune.operator.reconcile import RegistrationRequest
@@ -42,3 +47,49 @@ def register(request: RegistrationRequest) -> RegistrationOutcome:
             return RegistrationOutcome(permanent_error=text)
         return RegistrationOutcome(transient_error=text)
     return RegistrationOutcome(name=version.name, version=str(version.version))
+
+
+RunKey = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class _Call:
+    request: RegistrationRequest
+    future: Future
+    started: float
+
+
+class Registrar:
+    """Registration calls on a small pool of their own, one in flight per run: a hung MLflow holds neither a
+    reconcile worker nor the run's lock (a cancel or any other run goes on). `outcome` starts the call and
+    answers None while it runs; the finished call wakes its run, whose next reconcile takes the outcome.
+    A call running longer than `timeout_s` is reported as MLflow being unavailable (retried with backoff)
+    until it ends."""
+
+    def __init__(self, wake: Callable[[RunKey], None], timeout_s: float, workers: int = 4, call=None):
+        self._wake = wake
+        self._timeout_s = timeout_s
+        self._call = call or register
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registration")
+        self._calls: dict[RunKey, _Call] = {}
+        self._guard = threading.Lock()
+
+    def outcome(self, run: RunKey, request: RegistrationRequest) -> RegistrationOutcome | None:
+        with self._guard:
+            call = self._calls.get(run)
+            if call is None or call.request != request:
+                self._start(run, request)
+                return None
+            if call.future.done():
+                del self._calls[run]
+                return call.future.result()
+            if time.monotonic() - call.started > self._timeout_s:
+                return RegistrationOutcome(transient_error=f"MLflow did not answer within {self._timeout_s:g} s")
+            return None
+
+    def _start(self, run: RunKey, request: RegistrationRequest) -> None:
+        future = self._pool.submit(self._call, request)
+        self._calls[run] = _Call(request, future, time.monotonic())
+        # On a thread of its own: a call that is already done runs its callback right here, under the
+        # caller's locks, which the woken reconcile needs.
+        future.add_done_callback(lambda _: threading.Thread(target=self._wake, args=(run,), daemon=True).start())

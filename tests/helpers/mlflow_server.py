@@ -48,6 +48,37 @@ def logged_export(uri: str, folder: Path) -> tuple[str, str]:
     return run.info.run_id, f"{run.info.artifact_uri}/model"
 
 
+@contextlib.contextmanager
+def hung_server(lifetime_s: float = 120) -> Iterator[str]:
+    """An HTTP URI on loopback whose server accepts connections and never answers (a hung MLflow).
+    Connections are held until the context ends or `lifetime_s` passes."""
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:
+        listener.settimeout(0.2)
+        deadline = time.monotonic() + lifetime_s
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

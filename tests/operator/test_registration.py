@@ -33,3 +33,44 @@ def test_a_good_request_registers(mlflow_uri, tmp_path):
     outcome = register(request(mlflow_uri, "main.registration.chat", export, run_id))
     assert (outcome.name, outcome.version, outcome.permanent_error, outcome.transient_error) == (
         "main.registration.chat", "1", None, None)
+
+
+def test_a_hung_mlflow_holds_only_its_own_call(monkeypatch):
+    """The Registrar answers at once while the call hangs, says MLflow is unavailable after its timeout, and
+    never blocks the caller (a reconcile worker holding the run's lock)."""
+    import threading
+    import time
+
+    from helpers.mlflow_server import hung_server
+    from kubetune.operator.registration import Registrar
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    woken = threading.Event()
+    with hung_server() as uri:
+        registrar = Registrar(wake=lambda run: woken.set(), timeout_s=1)
+        started = time.monotonic()
+        assert registrar.outcome(("ns", "a"), request(uri, "main.hung.a")) is None
+        assert time.monotonic() - started < 0.5
+        time.sleep(1.2)
+        late = registrar.outcome(("ns", "a"), request(uri, "main.hung.a"))
+        assert late.transient_error == "MLflow did not answer within 1 s" and not woken.is_set()
+        assert woken.wait(30)  # the call gives up (MLflow's own timeout) and wakes its run
+    assert registrar.outcome(("ns", "a"), request(uri, "main.hung.a")).transient_error
+
+
+def test_a_finished_call_wakes_its_run_which_takes_the_outcome(mlflow_uri, tmp_path):
+    import threading
+
+    from kubetune.operator.registration import Registrar
+
+    woken = []
+    done = threading.Event()
+    registrar = Registrar(wake=lambda run: (woken.append(run), done.set()), timeout_s=60)
+    run_id, export = logged_export(mlflow_uri, tmp_path)
+    wanted = request(mlflow_uri, "main.registrar.chat", export, run_id)
+    assert registrar.outcome(("ns", "chat"), wanted) is None
+    assert done.wait(30) and woken == [("ns", "chat")]
+    outcome = registrar.outcome(("ns", "chat"), wanted)
+    assert (outcome.name, outcome.version) == ("main.registrar.chat", "1")
+    assert registrar.outcome(("ns", "chat"), wanted) is None  # taken: a new request starts a new call
