@@ -19,6 +19,7 @@ MODEL_REGISTERED = "ModelRegistered"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 CANCELLED = "Cancelled"
+STALLED = "Stalled"
 READY = "Ready"  # the summary GitOps tools and `kubectl wait` read: True once the run Succeeded
 
 # Reasons.
@@ -44,6 +45,8 @@ CANCELLED_BY_USER = "CancelledByUser"
 CHILD_REJECTED = "ChildRejected"
 USER_ERROR = "UserError"
 JOB_LOST = "JobLost"
+NO_PROGRESS = "NoProgress"
+PROGRESSING = "Progressing"
 RUN_FAILED = "RunFailed"
 RUN_CANCELLED = "RunCancelled"
 RUN_ENDED = "RunEnded"
@@ -59,6 +62,7 @@ IN_PROGRESS_REASONS = frozenset(
         PODS_RUNNING,
         RESTARTING,
         JOB_LOST,
+        NO_PROGRESS,
         REGISTRATION_PENDING,
         REGISTRY_UNAVAILABLE,
     }
@@ -81,6 +85,7 @@ WARNING_REASONS = frozenset(
         CHILD_REJECTED,
         USER_ERROR,
         JOB_LOST,
+        NO_PROGRESS,
     }
 )
 

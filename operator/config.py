@@ -78,6 +78,12 @@ class Defaults(_Config):
     validation_pool: str | None = Field(None, description="Pool for the data-validation step; default: `pool`.")
     max_restarts: int = Field(3, ge=0, description="Retry budget: training attempts after the first (a run's spec.maxRestarts wins).")
     max_restarts_limit: int = Field(10, ge=0, description="The largest spec.maxRestarts a run may ask for.")
+    stall_timeout_seconds: int = Field(
+        1800, ge=1, description="A Running run without a new step for this long is Stalled (a run's spec.stallTimeoutSeconds wins)."
+    )
+    restart_stalled: bool = Field(
+        False, description="Restart a Stalled run's pods from its latest checkpoint (counted against its retry budget)."
+    )
     experiment_root: str = DEFAULT_EXPERIMENT_ROOT
 
 

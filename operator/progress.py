@@ -107,11 +107,18 @@ def _steps_since(status: FineTuneRunStatus, report: TrainerReport) -> bool:
     return in_training and report.step > 0 and report.step != previous_step
 
 
+def _advanced(status: FineTuneRunStatus, report: TrainerReport) -> bool:
+    """A new step, or a report at all where none was folded yet (the trainer got through its set-up)."""
+    return status.progress is None or report.step != status.progress.step
+
+
 def fold_report(status: FineTuneRunStatus, report: TrainerReport, now: datetime) -> FineTuneRunStatus:
     """The status with the report's news; a report from an earlier attempt or an unchanged step adds nothing."""
     if report.attempt != status.restarts:
         return status
     progress = build_progress(report, status.start_time)
+    if _advanced(status, report):
+        status = status.model_copy(update={"last_progress_time": now})
     implied = stage_events(report.stage)
     for milestone in (e for e in implied if e is not EventType.TRAIN_FINISHED):
         status = reach(status, milestone, report.message or "", now)

@@ -170,8 +170,26 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
         return Plan(_enter(status, Phase.QUEUED, message, now))
     started = [p for p in job.pods if p.node and p.phase in ("Running", "Succeeded")]
     if len(started) >= placement.nodes:
-        return Plan(_running(status, job_name, placement, now))
+        return _watch_for_stall(_running(status, job_name, placement, now), spec, config, job_name, run.ref.name, now)
     return Plan(status)
+
+
+def _watch_for_stall(status, spec: FineTuneRunSpec, config: OperatorConfig, job_name: str, run_name: str, now) -> Plan:
+    """Stalled when the step has not advanced for the run's stall timeout, counted from the last new step or
+    from when this attempt's pods all ran, whichever is later; where configured, the pods restart from the
+    latest checkpoint."""
+    timeout = spec.stall_timeout_seconds or config.defaults.stall_timeout_seconds
+    pods_running_since = c.find(status.conditions, c.SCHEDULED).last_transition_time
+    since = max(t for t in (status.last_progress_time, pods_running_since) if t is not None)
+    if (now - since).total_seconds() < timeout:
+        if c.find(status.conditions, c.STALLED):
+            status = _set(status, c.STALLED, False, c.PROGRESSING, "training steps are advancing", now)
+        return Plan(status)
+    message = f"no new training step since {since.isoformat()} ({timeout} s without progress)"
+    if not config.defaults.restart_stalled:
+        return Plan(_set(status, c.STALLED, True, c.NO_PROGRESS, message, now))
+    status = _set(status, c.STALLED, True, c.NO_PROGRESS, f"{message}; restarting its pods", now)
+    return Plan(_lost_job(status, job_name, run_name, now, cause=f"stalled: {message}"), delete_jobs=[job_name])
 
 
 def _running(status: FineTuneRunStatus, job_name: str, placement: Placement, now: datetime) -> FineTuneRunStatus:
@@ -226,14 +244,14 @@ def _job_created(status: FineTuneRunStatus) -> bool:
     return scheduled is not None and scheduled.reason in (c.JOB_CREATED, c.WAITING_FOR_QUEUE, c.UNSCHEDULABLE, c.PODS_RUNNING)
 
 
-def _lost_job(status, job_name: str, run_name: str, now: datetime) -> FineTuneRunStatus:
-    """Someone deleted the current attempt's Job: that is a restart like any failure, counted against the
-    budget (deleting Jobs must not escape it) and announced with a Warning Event."""
+def _lost_job(status, job_name: str, run_name: str, now: datetime, cause: str = "was deleted") -> FineTuneRunStatus:
+    """The current attempt's Job is gone (someone deleted it) or is being replaced (stalled): a restart like
+    any failure, counted against the budget (deleting Jobs must not escape it), with a Warning Event."""
     attempt = status.restarts
     if attempt >= status.max_restarts:
-        return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"Job {job_name} was deleted after {attempt + 1} attempts", now)
+        return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"Job {job_name} {cause} after {attempt + 1} attempts", now)
     next_job = names.training_job(run_name, attempt + 1)
-    message = f"Job {job_name} was deleted; resuming from the latest checkpoint as attempt {attempt + 1} (Job {next_job})"
+    message = f"Job {job_name} {cause}; resuming from the latest checkpoint as attempt {attempt + 1} (Job {next_job})"
     status = status.model_copy(update={"restarts": attempt + 1})
     status = _set(status, c.SCHEDULED, False, c.JOB_LOST, message, now)
     return _enter(status, Phase.QUEUED, message, now)

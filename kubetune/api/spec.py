@@ -130,6 +130,12 @@ class FineTuneRunSpec(_CamelModel):
         "(a failed, evicted or deleted attempt counts; a user error is not retried). Default and maximum: the "
         "operator configuration's.",
     )
+    stall_timeout_seconds: int | None = Field(
+        None,
+        ge=1,
+        description="A Running run whose training step has not advanced for this long gets the Stalled condition "
+        "(and, where the operator is configured to, a restart from its latest checkpoint). Default: the operator's.",
+    )
     suspend: bool = Field(
         False, description="True stops the run's pods and keeps its checkpoints (this is how a run is cancelled)."
     )

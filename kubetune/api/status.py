@@ -39,7 +39,7 @@ class ConditionStatus(str, Enum):
 
 class Condition(_CamelModel):
     """A Kubernetes-style condition; lastTransitionTime changes only when status flips. Types: SpecValid,
-    InputsValidated, Scheduled, TrainingSucceeded, ModelRegistered, Succeeded, Failed, Cancelled and Ready
+    InputsValidated, Scheduled, Stalled, TrainingSucceeded, ModelRegistered, Succeeded, Failed, Cancelled and Ready
     (the summary: True only once the run Succeeded; its reason is the phase). Once a run has Failed or is
     Cancelled no condition stays under way: such steps become False with reason RunEnded, and Succeeded is
     False with reason RunFailed or RunCancelled. The user guide lists every reason."""
@@ -108,7 +108,7 @@ class FineTuneRunStatus(_CamelModel):
     message: str | None = Field(None, description="A human summary of the current state.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Kubernetes conditions: SpecValid, InputsValidated, Scheduled, TrainingSucceeded, ModelRegistered, "
+        description="Kubernetes conditions: SpecValid, InputsValidated, Scheduled, Stalled, TrainingSucceeded, ModelRegistered, "
         "Succeeded, Failed, Cancelled, and Ready (True only once the run Succeeded; for `kubectl wait` and GitOps).",
     )
     progress: Progress | None = Field(None, description="Epoch, step, tokens, percent and ETA of training.")
@@ -129,6 +129,9 @@ class FineTuneRunStatus(_CamelModel):
         "TRAIN_FINISHED): each is added to events once, when the run first reaches it.",
     )
     start_time: datetime | None = Field(None, description="When every training pod first ran.")
+    last_progress_time: datetime | None = Field(
+        None, description="When the operator last saw the trainer reach a new step or stage (stall detection)."
+    )
     completion_time: datetime | None = Field(None, description="When the run reached a final phase.")
     restarts: int = Field(0, description="Training attempts after the first (each resumes from the latest checkpoint).")
     max_restarts: int | None = Field(

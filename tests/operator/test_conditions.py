@@ -42,3 +42,17 @@ def test_kubectl_explain_describes_the_status(runs):
     explained = runs.kubectl("explain", "finetunerun.status.conditions")
     assert "Ready" in explained and "RunEnded" in explained
     assert "Estimated end of training" in runs.kubectl("explain", "finetunerun.status.progress.eta")
+
+
+def test_a_run_whose_step_stops_advancing_is_stalled(runs):
+    name = runs.apply(example_run("quiet", validateInputs=False, stallTimeoutSeconds=3, compute={"pool": "cpu", "gpus": 0}))
+    runs.wait_phase(name, "Running")
+
+    def stalled():
+        condition = next((c for c in runs.status(name).get("conditions", []) if c["type"] == "Stalled"), None)
+        return condition if condition and condition["status"] == "True" else None
+
+    condition = runs.wait_for("the Stalled condition", stalled, 30)
+    assert condition["reason"] == "NoProgress" and "3 s without progress" in condition["message"]
+    assert "NoProgress" in [e.reason for e in runs.events(name) if e.type == "Warning"]
+    assert runs.status(name)["phase"] == "Running"  # the operator's default: report, do not restart
