@@ -14,4 +14,6 @@ if [ ! -f "$target/.complete" ]; then
   touch "$target/.complete"
 fi
 PYTHONPATH="$PWD/$target" .venv/bin/python -c 'import transformers, huggingface_hub; print("transformers", transformers.__version__, "huggingface_hub", huggingface_hub.__version__)'
-PYTHONPATH="$PWD/$target" exec hack/test-trainer-stack.sh "$@"
+# The two-"node" c10d test exercises torch, not transformers, and runs in the main suite: it is left out
+# here so a rare worker abort seen once with torch 2.15 (see the closing note of issue 15) is not met twice.
+PYTHONPATH="$PWD/$target" exec hack/test-trainer-stack.sh -k "not two_nodes" "$@"
