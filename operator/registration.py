@@ -66,10 +66,9 @@ class Registrar:
     A call running longer than `timeout_s` is reported as MLflow being unavailable (retried with backoff)
     until it ends."""
 
-    def __init__(self, wake: Callable[[RunKey], None], timeout_s: float, workers: int = 4, call=None):
+    def __init__(self, wake: Callable[[RunKey], None], timeout_s: float, workers: int = 4):
         self._wake = wake
         self._timeout_s = timeout_s
-        self._call = call or register
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registration")
         self._calls: dict[RunKey, _Call] = {}
         self._guard = threading.Lock()
@@ -88,7 +87,7 @@ class Registrar:
             return None
 
     def _start(self, run: RunKey, request: RegistrationRequest) -> None:
-        future = self._pool.submit(self._call, request)
+        future = self._pool.submit(register, request)
         self._calls[run] = _Call(request, future, time.monotonic())
         # On a thread of its own: a call that is already done runs its callback right here, under the
         # caller's locks, which the woken reconcile needs.
