@@ -38,7 +38,7 @@ def measure(device_name: str, args: argparse.Namespace) -> dict:
     options = TrainingOptions(device=device_name, micro_batch_size=args.micro_batch, activation_checkpointing=args.activation_checkpointing)
     env = DistributedEnv(0, 1, 0)
     device = torch.device(device_name, 0) if device_name == "cuda" else torch.device("cpu")
-    init_process_group(env, device)
+    init_process_group(env, device, options.collective_timeout_seconds)
     tokenizer = build_tokenizer("llama")
     data = build_packed_dataset(
         DataConfig(str(REPO_ROOT / "examples/data/train.jsonl"), TaskType.CHAT_COMPLETION, args.context), tokenizer

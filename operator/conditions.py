@@ -45,6 +45,7 @@ CANCELLED_BY_USER = "CancelledByUser"
 CHILD_REJECTED = "ChildRejected"
 USER_ERROR = "UserError"
 JOB_LOST = "JobLost"
+PREEMPTED = "Preempted"
 NO_PROGRESS = "NoProgress"
 PROGRESSING = "Progressing"
 RUN_FAILED = "RunFailed"
@@ -62,6 +63,7 @@ IN_PROGRESS_REASONS = frozenset(
         PODS_RUNNING,
         RESTARTING,
         JOB_LOST,
+        PREEMPTED,
         NO_PROGRESS,
         REGISTRATION_PENDING,
         REGISTRY_UNAVAILABLE,
@@ -85,6 +87,7 @@ WARNING_REASONS = frozenset(
         CHILD_REJECTED,
         USER_ERROR,
         JOB_LOST,
+        PREEMPTED,
         NO_PROGRESS,
     }
 )

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.alias_generators import to_camel
 
 from kubetune.api.spec import DEFAULT_EXPERIMENT_ROOT, DNS_LABEL_PATTERN, problems_from
+from kubetune.api.trainer_config import DEFAULT_COLLECTIVE_TIMEOUT_SECONDS
 
 
 class _Config(BaseModel):
@@ -36,6 +37,14 @@ class NodePool(_Config):
     cpu: str | None = Field(None, description="CPU request per training pod, e.g. '90'.")
     memory: str | None = Field(None, description="Memory request per training pod, e.g. '900Gi'.")
     shared_memory: str = Field("16Gi", description="Size of /dev/shm (an in-memory emptyDir) for dataloaders and NCCL.")
+    termination_grace_period_seconds: int = Field(
+        300,
+        ge=30,
+        le=86400,
+        description="How long a training pod has between SIGTERM (preemption, eviction, drain) and SIGKILL: the trainer "
+        "finishes its step and writes a checkpoint in this time. Size it to the pool's largest checkpoint; on spot or "
+        "preemptible nodes it cannot exceed the notice the provider gives.",
+    )
 
 
 class Images(_Config):
@@ -73,6 +82,14 @@ class Kueue(_Config):
     queue_name: str | None = Field(None, description="Default LocalQueue; a run's own kueue.x-k8s.io/queue-name label wins.")
 
 
+class RestartBackoff(_Config):
+    """The wait before a failed attempt's successor starts: initialSeconds after the first failure, doubling
+    after each further one up to maxSeconds. Preempted attempts resume without waiting."""
+
+    initial_seconds: float = Field(30.0, ge=0)
+    max_seconds: float = Field(600.0, ge=0)
+
+
 class Defaults(_Config):
     pool: str = Field(..., pattern=DNS_LABEL_PATTERN)
     validation_pool: str | None = Field(None, description="Pool for the data-validation step; default: `pool`.")
@@ -83,6 +100,13 @@ class Defaults(_Config):
     )
     restart_stalled: bool = Field(
         False, description="Restart a Stalled run's pods from its latest checkpoint (counted against its retry budget)."
+    )
+    restart_backoff: RestartBackoff = Field(default_factory=RestartBackoff)
+    collective_timeout_seconds: int = Field(
+        DEFAULT_COLLECTIVE_TIMEOUT_SECONDS,
+        ge=10,
+        description="A collective (NCCL, gloo) unfinished after this long ends the trainer instead of hanging on a lost "
+        "or hung peer; the run then resumes as after any failure. Long enough for a checkpoint of the largest model.",
     )
     experiment_root: str = DEFAULT_EXPERIMENT_ROOT
 

@@ -9,7 +9,8 @@ Triggers, all running the same level-based reconcile of one run:
   Jobs and pods (no finalizer, no annotations, no patches). kopf filters labels on its side, so it
   watches every Job and pod of the watched namespaces and drops the others;
 - a timer per active run, now only a safety net (an event lost while the operator was down),
-  and a faster one per Registering run for registration retries with backoff.
+  and a faster one per Registering run for registration retries with backoff;
+- a wake-up when a wait the reconcile chose ends (a restart's backoff: Plan.wake_after).
 A per-run lock keeps them from overlapping, and the resourceVersion guard on the status write
 rejects a decision made from a stale read. A child event that arrives while a reconcile of its
 run is already waiting for the lock is dropped: that reconcile reads the cluster after the event.
@@ -33,12 +34,14 @@ from kubetune.operator.config import OperatorConfig
 from kubetune.operator.observe import job_view
 from kubetune.operator.reconcile import Observed, Plan, RunView, decide, fail, registered, registry_unavailable
 from kubetune.operator.registration import Registrar
+from kubetune.operator.wakeups import Wakeups
 
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
 _waiting: set[tuple[str, str]] = set()  # runs with a child-event reconcile waiting for the lock
 _TERMINAL = {p.value for p in Phase if p.is_terminal}
 _registrar: Registrar | None = None  # set by build_registry: registration calls off the reconcile workers
+_wakeups: Wakeups | None = None  # set by build_registry
 CHILD_LABELS = {names.RUN_LABEL: kopf.PRESENT, names.MANAGED_BY_LABEL: names.MANAGED_BY}
 QUIET_HANDLERS = ("resync", "registration", "job_changed", "pod_changed")  # handler ids whose success is not logged
 
@@ -81,7 +84,7 @@ def observe(api: ApiClient, run: RunView) -> Observed:
 
     return Observed(
         validation=view(names.validation_job(run.ref.name)),
-        training=view(names.training_job(run.ref.name, run.status.restarts)),
+        training=view(names.training_job(run.ref.name, run.status.attempt)),
         job_names=sorted(jobs),
         foreign_jobs=foreign,
     )
@@ -110,6 +113,8 @@ def reconcile(api: ApiClient, config: OperatorConfig, namespace: str, name: str,
             kube.write_status(api, body, status_io.status_patch(status))
             for transition in conditions.transitions(run.status.conditions, status.conditions):
                 kube.emit_event(api, body, transition, at)
+        if plan.wake_after is not None:
+            _wakeups.schedule((namespace, name), plan.wake_after)
     if registry_down:
         delay = min(
             config.reconcile.registration_backoff_max_seconds,
@@ -163,13 +168,15 @@ def _apply(api: ApiClient, config: OperatorConfig, run: RunView, plan: Plan, at:
 
 
 def build_registry(config: OperatorConfig, api: ApiClient) -> kopf.OperatorRegistry:
-    global _registrar
+    global _registrar, _wakeups
     registry = kopf.OperatorRegistry()
     log = logging.getLogger("kubetune.operator.registration")
     _registrar = Registrar(
         wake=lambda run: reconcile_now(api, config, run[0], run[1], log),
         timeout_s=config.reconcile.registration_timeout_seconds,
     )
+    wake_log = logging.getLogger("kubetune.operator")
+    _wakeups = Wakeups(lambda run: reconcile_now(api, config, run[0], run[1], wake_log))
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def run_changed(type, name, namespace, logger, **_):

@@ -1,7 +1,7 @@
 """Deterministic names and labels of a run's children: the same run always maps to the same objects.
 
-Every reconcile derives these from the run's name (and the attempt number kept in
-status.restarts), so an operator restart finds what it created before instead of
+Every reconcile derives these from the run's name (and the attempt number, restarts plus
+preemptions in the status), so an operator restart finds what it created before instead of
 creating it twice.
 """
 
@@ -26,7 +26,7 @@ def validation_job(run: str) -> str:
 
 
 def training_job(run: str, attempt: int) -> str:
-    """Attempt 0 is the first; a restart after a failure is attempt 1, and so on."""
+    """Attempt 0 is the first; each retry after a failure and each resume after a preemption is the next."""
     return f"{run}-train-{attempt}"
 
 

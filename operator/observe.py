@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubetune.api.failures import USER_ERROR_EXIT, read_termination_message
+from kubetune.api.failures import USER_ERROR_EXIT, EndedAs, read_termination_message
 
 
 @dataclass(frozen=True)
@@ -13,7 +13,9 @@ class PodView:
     node: str | None = None
     unschedulable: str | None = None  # the scheduler's message while it cannot place the pod
     terminated_message: str | None = None  # the container's termination message (or its last log lines)
-    user_error: bool = False  # the trainer said a retry cannot help (kubetune.api.failures)
+    ended_as: EndedAs | None = None  # what the trainer called its end (kubetune.api.failures), once terminated
+    disrupted: str | None = None  # Kubernetes' DisruptionTarget reason: preempted, evicted, node lost or drained
+    terminating: bool = False
 
 
 @dataclass(frozen=True)
@@ -24,17 +26,36 @@ class JobView:
     failed: bool = False
     failure_reason: str | None = None
     failure_message: str | None = None
-    pods: list[PodView] = field(default_factory=list)
+    pods: list[PodView] = field(default_factory=list)  # live pods (not terminating)
+    ending_pods: list[PodView] = field(default_factory=list)  # pods being deleted: evicted, preempted, replaced
 
     def unschedulable_pods(self) -> list[PodView]:
         return [p for p in self.pods if p.unschedulable is not None]
 
     def first_failure_message(self) -> str | None:
-        return next((p.terminated_message for p in self.pods if p.phase == "Failed" and p.terminated_message), None)
+        return next((p.terminated_message for p in self._ended() if p.terminated_message), None)
 
     def user_error(self) -> PodView | None:
         """A failed pod whose trainer said a retry cannot help."""
-        return next((p for p in self.pods if p.phase == "Failed" and p.user_error), None)
+        return next((p for p in self._ended() if p.ended_as is EndedAs.USER_ERROR), None)
+
+    def preemption(self) -> str | None:
+        """Why the attempt was preempted, or None when it failed: Kubernetes marked a pod as a disruption
+        target (its word, whatever the trainer managed to do), or every pod that ended with a message
+        stopped on SIGTERM with a checkpoint (a pod deleted by hand, a drain without the condition). One
+        pod that failed on its own makes the attempt a failure, charged to the retry budget."""
+        disrupted = next((p for p in [*self.pods, *self.ending_pods] if p.disrupted), None)
+        if disrupted is not None:
+            return f"pod {disrupted.name}: {disrupted.disrupted}"
+        if "DisruptionTarget" in (self.failure_message or ""):  # the pod itself may be gone already
+            return self.failure_message
+        messages = [p for p in self._ended() if p.terminated_message]
+        if messages and all(p.ended_as is EndedAs.PREEMPTED for p in messages):
+            return f"pod {messages[0].name}: {messages[0].terminated_message}"
+        return None
+
+    def _ended(self) -> list[PodView]:
+        return [p for p in [*self.pods, *self.ending_pods] if p.phase == "Failed"]
 
 
 def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -52,20 +73,28 @@ def pod_view(pod: dict[str, Any]) -> PodView:
         unschedulable = scheduled.get("message") or "Unschedulable"
     terminated = [((cs.get("state") or {}).get("terminated") or {}) for cs in status.get("containerStatuses") or []]
     message = next((t["message"].strip() for t in terminated if (t.get("message") or "").strip()), None)
-    marked, message = read_termination_message(message) if message else (False, None)
+    ended_as, message = read_termination_message(message) if message else (None, None)
+    codes = [t["exitCode"] for t in terminated if "exitCode" in t]
+    if ended_as in (None, EndedAs.FAULT) and codes:
+        # The trainer's own code where it ran without torchrun in front of it; a user error only: any
+        # container killed by SIGTERM exits 143, so only the mark tells a checkpointed stop from that.
+        ended_as = EndedAs.USER_ERROR if USER_ERROR_EXIT in codes else EndedAs.FAULT
+    disruption = _condition(pod, "DisruptionTarget")
     return PodView(
         name=pod["metadata"]["name"],
         phase=status.get("phase", "Pending"),
         node=(pod.get("spec") or {}).get("nodeName"),
         unschedulable=unschedulable,
         terminated_message=message,
-        # The mark, or the trainer's own code where it ran without torchrun in front of it.
-        user_error=marked or any(t.get("exitCode") == USER_ERROR_EXIT for t in terminated),
+        ended_as=ended_as,
+        disrupted=(f"{disruption.get('reason')}: {disruption.get('message') or ''}".rstrip(": ") if disruption else None),
+        terminating=bool((pod.get("metadata") or {}).get("deletionTimestamp")),
     )
 
 
 def job_view(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobView:
     failed = _condition(job, "Failed")
+    views = sorted((pod_view(p) for p in pods), key=lambda p: p.name)
     return JobView(
         name=job["metadata"]["name"],
         suspended=bool((job.get("spec") or {}).get("suspend")),
@@ -73,5 +102,6 @@ def job_view(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobView:
         failed=failed is not None,
         failure_reason=(failed or {}).get("reason"),
         failure_message=(failed or {}).get("message"),
-        pods=sorted((pod_view(p) for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")), key=lambda p: p.name),
+        pods=[v for v in views if not v.terminating],
+        ending_pods=[v for v in views if v.terminating],
     )

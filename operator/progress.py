@@ -114,7 +114,7 @@ def _advanced(status: FineTuneRunStatus, report: TrainerReport) -> bool:
 
 def fold_report(status: FineTuneRunStatus, report: TrainerReport, now: datetime) -> FineTuneRunStatus:
     """The status with the report's news; a report from an earlier attempt or an unchanged step adds nothing."""
-    if report.attempt != status.restarts:
+    if report.attempt != status.attempt:
         return status
     progress = build_progress(report, status.start_time)
     if _advanced(status, report):

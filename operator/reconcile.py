@@ -69,6 +69,7 @@ class Plan:
     create: list[Manifest] = field(default_factory=list)  # ensured in order; existing objects are kept
     delete_jobs: list[str] = field(default_factory=list)
     register: RegistrationRequest | None = None
+    wake_after: float | None = None  # seconds until this run must be decided again (a backoff ends)
 
 
 def decide(run: RunView, observed: Observed, config: OperatorConfig, now: datetime) -> Plan:
@@ -140,14 +141,17 @@ def training_children(run: RunView, spec: FineTuneRunSpec, placement: Placement,
 
 
 def _training_step(run, spec, placement: Placement, job: JobView | None, config, status, now, foreign: list[str]) -> Plan:
-    attempt = status.restarts
+    attempt = status.attempt
     job_name = names.training_job(run.ref.name, attempt)
     if c.is_true(status.conditions, c.TRAINING_SUCCEEDED):  # only registration is left, Job or no Job
         return _registration_step(run, spec, config, status, now)
     if job is None and job_name in foreign:
         return Plan(_foreign_job(status, run.ref, job_name, now))
     if job is None and _job_created(status):
-        return Plan(_lost_job(status, job_name, run.ref.name, now))
+        status = _lost_job(status, job_name, run.ref.name, config, now)
+        return Plan(status, wake_after=backoff_left(status, config, now) or None)
+    if job is None and (wait := backoff_left(status, config, now)) > 0:
+        return Plan(status, wake_after=wait)
     if job is None:
         message = f"created Job {job_name}: {_shape(placement)}"
         status = _set(status, c.SCHEDULED, False, c.JOB_CREATED, message, now)
@@ -155,7 +159,8 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
     if job.complete:
         return _registration_step(run, spec, config, _trained(status, now), now)
     if job.failed:
-        return Plan(_after_failure(status, job, run.ref.name, now))
+        status = _after_failure(status, job, run.ref.name, config, now)
+        return Plan(status, wake_after=backoff_left(status, config, now) or None)
     if job.suspended:
         message = f"Job {job_name} waits for Kueue to admit it (queue {queue_name(run.labels, config)})"
         status = _set(status, c.SCHEDULED, False, c.WAITING_FOR_QUEUE, message, now)
@@ -189,7 +194,8 @@ def _watch_for_stall(status, spec: FineTuneRunSpec, config: OperatorConfig, job_
     if not config.defaults.restart_stalled:
         return Plan(_set(status, c.STALLED, True, c.NO_PROGRESS, message, now))
     status = _set(status, c.STALLED, True, c.NO_PROGRESS, f"{message}; restarting its pods", now)
-    return Plan(_lost_job(status, job_name, run_name, now, cause=f"stalled: {message}"), delete_jobs=[job_name])
+    status = _lost_job(status, job_name, run_name, config, now, cause=f"stalled: {message}")
+    return Plan(status, delete_jobs=[job_name], wake_after=backoff_left(status, config, now) or None)
 
 
 def _running(status: FineTuneRunStatus, job_name: str, placement: Placement, now: datetime) -> FineTuneRunStatus:
@@ -206,26 +212,52 @@ def _trained(status: FineTuneRunStatus, now: datetime) -> FineTuneRunStatus:
     return reach(status, EventType.TRAIN_FINISHED, "training finished", now)
 
 
-def _after_failure(status, job: JobView, run_name: str, now: datetime) -> FineTuneRunStatus:
-    """Resume from the latest checkpoint as the next attempt, within the run's retry budget; a failure the trainer
-    called the user's (kubetune.api.failures) ends the run at once: a retry would fail the same way."""
-    attempt = status.restarts
+def _after_failure(status, job: JobView, run_name: str, config: OperatorConfig, now: datetime) -> FineTuneRunStatus:
+    """What an ended attempt means (kubetune.api.failures): a user error ends the run at once (a retry would
+    fail the same way); a preemption resumes from its checkpoint at once, uncharged; any other failure
+    resumes from the latest checkpoint within the retry budget, after a backoff."""
+    attempt = status.attempt
     refused = job.user_error()
     if refused is not None:
         detail = refused.terminated_message or f"pod {refused.name} reported a user error"
         return fail(status, c.USER_ERROR, f"training failed with an error a retry cannot fix: {detail}", now)
-    cause = job.first_failure_message() or job.failure_message or job.failure_reason or "a training pod failed"
-    if attempt >= status.max_restarts:
-        return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"training failed after {attempt + 1} attempts: {cause}", now)
     next_job = names.training_job(run_name, attempt + 1)
+    preemption = job.preemption()
+    if preemption is not None:
+        message = (
+            f"attempt {attempt} (Job {job.name}) was preempted ({preemption}); resuming from its checkpoint as attempt "
+            f"{attempt + 1} (Job {next_job}), not charged to the retry budget"
+        )
+        status = status.model_copy(update={"preemptions": status.preemptions + 1})
+        status = _set(status, c.SCHEDULED, False, c.PREEMPTED, message, now)
+        return _enter(status, Phase.QUEUED, message, now)
+    cause = job.first_failure_message() or job.failure_message or job.failure_reason or "a training pod failed"
+    if status.restarts >= status.max_restarts:
+        return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"training failed after {status.restarts + 1} failed attempts: {cause}", now)
     message = (
         f"attempt {attempt} (Job {job.name}) failed: {cause}; resuming from the latest checkpoint as attempt "
-        f"{attempt + 1} (Job {next_job})"
+        f"{attempt + 1} (Job {next_job}) in {restart_delay(status.restarts + 1, config):g} s"
     )
-    status = status.model_copy(update={"restarts": attempt + 1})
+    status = status.model_copy(update={"restarts": status.restarts + 1})
     status = _set(status, c.TRAINING_SUCCEEDED, False, c.RESTARTING, message, now)
     status = _set(status, c.SCHEDULED, False, c.RESTARTING, message, now)
     return _enter(status, Phase.QUEUED, message, now)
+
+
+def restart_delay(restarts: int, config: OperatorConfig) -> float:
+    """The backoff before the attempt that follows the `restarts`-th failure: doubling from the first delay up to
+    the maximum, so a fault that keeps coming back (a bad node, a flaky store) does not burn GPU hours in a loop."""
+    backoff = config.defaults.restart_backoff
+    return min(backoff.max_seconds, backoff.initial_seconds * 2 ** max(restarts - 1, 0))
+
+
+def backoff_left(status: FineTuneRunStatus, config: OperatorConfig, now: datetime) -> float:
+    """Seconds before the next attempt may start: after a failure or a lost Job, never after a preemption."""
+    scheduled = c.find(status.conditions, c.SCHEDULED)
+    if scheduled is None or scheduled.reason not in (c.RESTARTING, c.JOB_LOST) or status.restarts == 0:
+        return 0.0
+    due = scheduled.last_transition_time.timestamp() + restart_delay(status.restarts, config)
+    return max(0.0, due - now.timestamp())
 
 
 def retry_budget(spec: FineTuneRunSpec, config: OperatorConfig) -> int:
@@ -244,15 +276,18 @@ def _job_created(status: FineTuneRunStatus) -> bool:
     return scheduled is not None and scheduled.reason in (c.JOB_CREATED, c.WAITING_FOR_QUEUE, c.UNSCHEDULABLE, c.PODS_RUNNING)
 
 
-def _lost_job(status, job_name: str, run_name: str, now: datetime, cause: str = "was deleted") -> FineTuneRunStatus:
+def _lost_job(status, job_name: str, run_name: str, config, now: datetime, cause: str = "was deleted") -> FineTuneRunStatus:
     """The current attempt's Job is gone (someone deleted it) or is being replaced (stalled): a restart like
     any failure, counted against the budget (deleting Jobs must not escape it), with a Warning Event."""
-    attempt = status.restarts
-    if attempt >= status.max_restarts:
-        return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"Job {job_name} {cause} after {attempt + 1} attempts", now)
+    attempt = status.attempt
+    if status.restarts >= status.max_restarts:
+        return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"Job {job_name} {cause} after {status.restarts + 1} failed attempts", now)
     next_job = names.training_job(run_name, attempt + 1)
-    message = f"Job {job_name} {cause}; resuming from the latest checkpoint as attempt {attempt + 1} (Job {next_job})"
-    status = status.model_copy(update={"restarts": attempt + 1})
+    message = (
+        f"Job {job_name} {cause}; resuming from the latest checkpoint as attempt {attempt + 1} (Job {next_job}) "
+        f"in {restart_delay(status.restarts + 1, config):g} s"
+    )
+    status = status.model_copy(update={"restarts": status.restarts + 1})
     status = _set(status, c.SCHEDULED, False, c.JOB_LOST, message, now)
     return _enter(status, Phase.QUEUED, message, now)
 

@@ -1,9 +1,10 @@
 """`python -m kubetune.trainer --config FILE`: what torchrun starts on every node.
 
-Exit codes: 0 success; 2 a user error that a retry cannot fix (bad data, model or
-checkpoint path), also left as the container's marked termination message, which is
-what the operator reads to fail the run instead of restarting it (kubetune.api.failures);
-1 anything else (a transient fault: the operator resumes from the latest checkpoint).
+Exit codes (kubetune.api.failures): 0 success; 2 a user error that a retry cannot fix
+(bad data, model or checkpoint path); 143 stopped on SIGTERM after a checkpoint (a
+preemption: resume, not a failure); 1 anything else (a transient fault: the operator
+resumes from the latest checkpoint within the retry budget). The first two are also
+left as the container's marked termination message, which is what the operator reads.
 """
 
 import argparse
@@ -11,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from kubetune.api.failures import TERMINATION_LOG, USER_ERROR_EXIT, user_error_message
+from kubetune.api.failures import PREEMPTED_EXIT, USER_ERROR_EXIT, EndedAs, termination_message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,22 +23,27 @@ def main(argv: list[str] | None = None) -> int:
 
     from kubetune.api.trainer_config import TrainerConfig
     from kubetune.trainer.errors import USER_ERRORS
+    from kubetune.trainer.preemption import Preempted
     from kubetune.trainer.recipe import run
 
     config = TrainerConfig.load(args.config)
+    log = logging.getLogger("kubetune.trainer")
     try:
         return run(config)
     except USER_ERRORS as error:
-        logging.getLogger("kubetune.trainer").error("%s", error)
-        leave_termination_message(user_error_message(str(error)))
+        log.error("%s", error)
+        leave_termination_message(config.paths.termination_log, termination_message(EndedAs.USER_ERROR, str(error)))
         return USER_ERROR_EXIT
+    except Preempted as preempted:
+        log.warning("%s", preempted)
+        leave_termination_message(config.paths.termination_log, termination_message(EndedAs.PREEMPTED, str(preempted)))
+        return PREEMPTED_EXIT
 
 
-def leave_termination_message(message: str) -> None:
-    """In a pod, the container's termination message: how the operator learns the failure is the user's
-    (torchrun's own exit code does not say). The file exists only where the kubelet mounted it, so local
-    runs write nothing."""
-    path = Path(TERMINATION_LOG)
+def leave_termination_message(path: Path, message: str) -> None:
+    """In a pod, the container's termination message: how the operator learns what the end of the attempt
+    means (torchrun's own exit code does not say). The file exists only where the kubelet mounted it, so
+    local runs write nothing."""
     if path.is_file():
         try:
             path.write_text(message)

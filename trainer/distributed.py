@@ -16,7 +16,6 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from kubetune.api.trainer_config import TrainingOptions
 
-PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=30)  # long enough for a checkpoint of a large model
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,13 @@ def backend_for(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 
-def init_process_group(env: DistributedEnv, device: torch.device) -> None:
-    """NCCL on GPUs, gloo on CPU. Started by torchrun, so the rendezvous is already in the environment."""
+def init_process_group(env: DistributedEnv, device: torch.device, timeout_seconds: int) -> None:
+    """NCCL on GPUs, gloo on CPU. Started by torchrun, so the rendezvous is already in the environment.
+
+    A collective that has not finished within `timeout_seconds` (a hung or lost peer) ends the process
+    with an error instead of holding the GPUs forever: NCCL's watchdog tears the communicator down
+    (TORCH_NCCL_ASYNC_ERROR_HANDLING's default), gloo raises. The operator then resumes the run.
+    """
     if dist.is_initialized():
         return
     if "MASTER_ADDR" not in os.environ:  # a plain `python -m kubetune.trainer`, without torchrun
@@ -62,7 +66,7 @@ def init_process_group(env: DistributedEnv, device: torch.device) -> None:
         backend=backend_for(device),
         rank=env.rank,
         world_size=env.world_size,
-        timeout=PROCESS_GROUP_TIMEOUT,
+        timeout=datetime.timedelta(seconds=timeout_seconds),
         device_id=device if device.type == "cuda" else None,
     )
 
@@ -75,6 +79,14 @@ def destroy_process_group() -> None:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Collective: True on every rank when `flag` is True on at least one."""
+    tensor = torch.tensor([int(flag)], dtype=torch.int32, device=device)
+    if dist.is_initialized():
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
 
 
 def all_reduce_sum(value: float | int, device: torch.device) -> float:

@@ -2,7 +2,8 @@
 
 torchrun starts this on every rank (`python -m kubetune.trainer --config FILE`).
 Every component lives in its own module; this file only puts them in order.
-A run that finds a complete checkpoint of its own resumes from it exactly.
+A run that finds a complete checkpoint of its own resumes from it exactly. On SIGTERM
+(kubetune.trainer.preemption) it finishes the step under way, checkpoints and stops.
 """
 
 import logging
@@ -23,6 +24,7 @@ from kubetune.trainer.evaluate import eval_loss, generate_for_prompts
 from kubetune.trainer.export import export_hf_model
 from kubetune.trainer.modeling import load_model, load_tokenizer, resolve_model_source
 from kubetune.trainer.optim import BatchShape, build_optimizer, build_scheduler, plan_steps
+from kubetune.trainer.preemption import Preempted, StopOnSigterm
 from kubetune.trainer.progress import build_reporter
 from kubetune.trainer.sampler import SamplerPosition, StepSampler
 from kubetune.trainer.steps import StepResult, load_micro_batch, train_step
@@ -42,11 +44,14 @@ class FineTuneRecipe:
         self.reporter = build_reporter(config.progress, config.run, self.env.is_main)
         self.metrics: dict[str, float] = {}
         self.progress = ckpt.TrainingProgress(seed=self.options.seed, world_size=self.env.world_size)
+        self.checkpointed_step: int | None = None  # the step the latest complete checkpoint holds
+        self.stop = StopOnSigterm()
+        self.stop.install()
 
     # ---- setup ---------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        dist_utils.init_process_group(self.env, self.device)
+        dist_utils.init_process_group(self.env, self.device, self.options.collective_timeout_seconds)
         torch.manual_seed(self.options.seed)
         self.logger = build_logger(self.config, self.env.is_main)
         self.source = resolve_model_source(self.config)
@@ -88,6 +93,7 @@ class FineTuneRecipe:
         if latest is not None:
             self.progress = ckpt.load_checkpoint(latest, self.model, self.optimizer, self.env)
             self.scheduler.load_state_dict(self.progress.scheduler)
+            self.checkpointed_step = self.progress.step
             log.info("resumed from %s at step %d", latest, self.progress.step)
         elif self.spec.custom_weights_path:
             path = checkpoints.resolve_custom_weights(
@@ -101,6 +107,7 @@ class FineTuneRecipe:
     def train(self) -> None:
         self.model.train()
         self._report(TrainerStage.TRAINING, force=True)
+        self.stop.training_started()
         while self.progress.step < self.plan.total_steps:
             started = time.perf_counter()
             position = SamplerPosition.from_state_dict(self.progress.sampler)
@@ -110,6 +117,8 @@ class FineTuneRecipe:
             self._log_step(result, time.perf_counter() - started)
             if self._checkpoint_due():
                 self._checkpoint_and_evaluate()
+            if self.stop.agreed(self.device):
+                self._stop_for_preemption()
 
     def _train_one_step(self, position: SamplerPosition) -> StepResult:
         filler = self.sampler.epoch_order(position.epoch)[0]
@@ -151,7 +160,7 @@ class FineTuneRecipe:
         return step % every == 0 if every else step % self.plan.steps_per_epoch == 0
 
     def _checkpoint_and_evaluate(self) -> None:
-        path = ckpt.save_checkpoint(self.config.run_checkpoint_dir, self.model, self.optimizer, self.progress, self.env)
+        path = self._checkpoint()
         self.logger.log_metrics({"checkpoint_step": self.progress.step}, self.progress.step)
         if self.eval_data is not None:
             self.metrics["eval_loss"] = eval_loss(self.model, self.eval_data, self.env, self.device, self.shape.micro_batch_size)
@@ -164,6 +173,19 @@ class FineTuneRecipe:
             self.logger.log_generations([{**row, "step": self.progress.step, "checkpoint": path.name} for row in rows], self.progress.step)
         self._report(TrainerStage.TRAINING, force=True)
 
+    def _checkpoint(self):
+        path = ckpt.save_checkpoint(self.config.run_checkpoint_dir, self.model, self.optimizer, self.progress, self.env)
+        self.checkpointed_step = self.progress.step
+        return path
+
+    def _stop_for_preemption(self) -> None:
+        """Every rank, at the same step: a checkpoint of this step unless the latest already holds it (no
+        evaluation: the grace period is for saving), then Preempted ends the attempt."""
+        saved = None
+        if self.checkpointed_step != self.progress.step:
+            saved = self._checkpoint().name
+        raise Preempted(self.progress.step, saved)
+
     # ---- save ----------------------------------------------------------------------------------
 
     def save(self) -> None:
@@ -175,10 +197,14 @@ class FineTuneRecipe:
         message = f"{type(error).__name__}: {error}"
         self._report(TrainerStage.FAILED, force=True, message=message[:MAX_MESSAGE_CHARS])
 
-    def cleanup(self, succeeded: bool) -> None:
+    def report_preempted(self, preempted: Preempted) -> None:
+        self._report(TrainerStage.PREEMPTED, force=True, message=str(preempted))
+
+    def cleanup(self, outcome: str) -> None:
+        """`outcome` is the MLflow run status: FINISHED, FAILED, or KILLED (preempted: the next attempt resumes it)."""
         self.reporter.flush()
         if hasattr(self, "logger"):
-            self.logger.close(succeeded)
+            self.logger.close(outcome)
         dist_utils.destroy_process_group()
 
     # ---- reporting -----------------------------------------------------------------------------
@@ -235,17 +261,21 @@ class FineTuneRecipe:
 
 
 def run(config: TrainerConfig) -> int:
-    """The whole run on this rank: 0 on success; a failure is reported, then raised to fail the process."""
+    """The whole run on this rank: 0 on success; a failure or a preemption is reported, then raised to end the process."""
     recipe = FineTuneRecipe(config)
-    succeeded = False
+    outcome = "FAILED"
     try:
         recipe.setup()
         recipe.train()
         recipe.save()
-        succeeded = True
+        outcome = "FINISHED"
         return 0
+    except Preempted as preempted:
+        outcome = "KILLED"
+        recipe.report_preempted(preempted)
+        raise
     except BaseException as error:
         recipe.fail(error)
         raise
     finally:
-        recipe.cleanup(succeeded)
+        recipe.cleanup(outcome)

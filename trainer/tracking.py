@@ -30,7 +30,7 @@ class NullLogger:
     def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
     def log_generations(self, rows: list[dict[str, Any]], step: int) -> None: ...
     def log_export(self, export_dir: Path) -> str | None: return None
-    def close(self, succeeded: bool) -> None: ...
+    def close(self, outcome: str) -> None: ...
 
 
 class JsonlLogger(NullLogger):
@@ -102,8 +102,8 @@ class MlflowLogger(NullLogger):
         self.client.log_artifacts(self.run_id, str(export_dir), EXPORT_ARTIFACT_PATH)
         return f"{self.client.get_run(self.run_id).info.artifact_uri}/{EXPORT_ARTIFACT_PATH}"
 
-    def close(self, succeeded: bool) -> None:
-        self.client.set_terminated(self.run_id, status="FINISHED" if succeeded else "FAILED")
+    def close(self, outcome: str) -> None:
+        self.client.set_terminated(self.run_id, status=outcome)
 
 
 class FanOutLogger(NullLogger):
@@ -136,8 +136,8 @@ class FanOutLogger(NullLogger):
     def log_export(self, export_dir: Path) -> str | None:
         return next((uri for uri in self._each("log_export", export_dir) if uri), None)
 
-    def close(self, succeeded: bool) -> None:
-        self._each("close", succeeded)
+    def close(self, outcome: str) -> None:
+        self._each("close", outcome)
 
 
 def build_logger(config: TrainerConfig, is_main: bool) -> NullLogger:

@@ -47,7 +47,7 @@ ONCE_ONLY = frozenset(
 
 
 def stage_events(stage: TrainerStage | str) -> list[EventType]:
-    """The once-only events a report at `stage` implies, oldest first (none for FAILED)."""
+    """The once-only events a report at `stage` implies, oldest first (none for FAILED or PREEMPTED)."""
     stage = TrainerStage(stage)
     if stage not in STAGE_ORDER:
         return []

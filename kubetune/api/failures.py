@@ -1,29 +1,52 @@
-"""How the trainer tells the operator whether a failure is worth a retry.
+"""How the trainer tells the operator what an ended attempt means: a user error, a preemption, or a fault.
 
-A user error (bad data, model or checkpoint path, a context longer than the model's) fails the same way
-on every retry, so the operator ends the run at once with the trainer's message; any other failure is a
-transient fault, and the run resumes from its latest checkpoint within its retry budget.
+- A user error (bad data, model or checkpoint path, a context longer than the model's) fails the same way
+  on every retry, so the operator ends the run at once with the trainer's message.
+- A preemption (SIGTERM: a node drained, a pod preempted or evicted) is not a failure of the run: the
+  trainer finished its step and wrote a checkpoint, and the operator starts the next attempt from it at
+  once, without charging the retry budget (the attempt is counted in status.preemptions).
+- Anything else is a transient fault: the run resumes from its latest checkpoint within its retry budget,
+  after a backoff.
 
-The trainer says so twice: its process exits with USER_ERROR_EXIT, and it leaves its message, marked,
-as the container's termination message. The mark is what reaches the operator in a cluster: torchrun,
-the container's command, exits 1 whatever code its workers exit with.
+The trainer says so twice: its process exits with the class's exit code, and it leaves its message,
+marked, as the container's termination message. The mark is what reaches the operator in a cluster:
+torchrun, the container's command, exits 1 whatever code its workers exit with.
 """
 
+from enum import Enum
+
 USER_ERROR_EXIT = 2
+PREEMPTED_EXIT = 143  # 128 + SIGTERM: the conventional status of a process ended by SIGTERM
 USER_ERROR_MARK = "[kubetune:user-error] "
+PREEMPTED_MARK = "[kubetune:preempted] "
 # Kubernetes keeps what a container writes here as its termination message (terminationMessagePath's default).
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_MESSAGE_LIMIT = 4096  # bytes the kubelet keeps
 
 
+class EndedAs(str, Enum):
+    USER_ERROR = "UserError"
+    PREEMPTED = "Preempted"
+    FAULT = "Fault"
+
+
+_MARKS = {EndedAs.USER_ERROR: USER_ERROR_MARK, EndedAs.PREEMPTED: PREEMPTED_MARK}
+
+
+def termination_message(ended_as: EndedAs, text: str) -> str:
+    """The marked termination message, within what the kubelet keeps."""
+    message = _MARKS.get(ended_as, "") + text
+    return message.encode()[:TERMINATION_MESSAGE_LIMIT].decode(errors="ignore")
+
+
 def user_error_message(text: str) -> str:
-    """The termination message of a user error, within what the kubelet keeps."""
-    message = USER_ERROR_MARK + text
-    return message.encode()[: TERMINATION_MESSAGE_LIMIT].decode(errors="ignore")
+    return termination_message(EndedAs.USER_ERROR, text)
 
 
-def read_termination_message(message: str) -> tuple[bool, str]:
-    """(whether the trainer called it a user error, the message without the mark)."""
-    if message.startswith(USER_ERROR_MARK):
-        return True, message[len(USER_ERROR_MARK):]
-    return False, message
+def read_termination_message(message: str) -> tuple[EndedAs, str]:
+    """(what the trainer called the end of its attempt, the message without the mark)."""
+    for ended_as, mark in _MARKS.items():
+        if message.startswith(mark):
+            return ended_as, message[len(mark):]
+    return EndedAs.FAULT, message
+

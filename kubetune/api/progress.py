@@ -19,6 +19,7 @@ class TrainerStage(str, Enum):
     TRAINING = "TRAINING"
     TRAIN_FINISHED = "TRAIN_FINISHED"
     FAILED = "FAILED"
+    PREEMPTED = "PREEMPTED"  # stopped on SIGTERM after a checkpoint; the next attempt resumes
 
 
 class CheckpointRef(_CamelModel):
@@ -36,7 +37,7 @@ class TrainerReport(_CamelModel):
 
     stage: TrainerStage
     updated_at: datetime
-    attempt: int = Field(0, description="Which training attempt sent this (restarts so far).")
+    attempt: int = Field(0, description="Which training attempt sent this (restarts plus preemptions so far).")
     epoch: int | None = None
     total_epochs: int | None = None
     step: int = 0

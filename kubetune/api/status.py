@@ -133,9 +133,21 @@ class FineTuneRunStatus(_CamelModel):
         None, description="When the operator last saw the trainer reach a new step or stage (stall detection)."
     )
     completion_time: datetime | None = Field(None, description="When the run reached a final phase.")
-    restarts: int = Field(0, description="Training attempts after the first (each resumes from the latest checkpoint).")
+    restarts: int = Field(
+        0, description="Failed training attempts that were retried (each resumes from the latest checkpoint), "
+        "charged to the retry budget."
+    )
+    preemptions: int = Field(
+        0, description="Training attempts ended by a preemption, eviction or lost node: resumed from their checkpoint at "
+        "once, not charged to the retry budget."
+    )
     max_restarts: int | None = Field(
         None, description="This run's retry budget: spec.maxRestarts, else the operator's default."
     )
     observed_generation: int | None = Field(None, description="The metadata.generation this status was decided from.")
     report: TrainerReport | None = Field(None, description="Written by the trainer; folded into the fields above.")
+
+    @property
+    def attempt(self) -> int:
+        """The current training attempt (its Job is <run>-train-<attempt>): every retry and every preemption."""
+        return self.restarts + self.preemptions

@@ -13,8 +13,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kubetune.api import checkpoints
+from kubetune.api.failures import TERMINATION_LOG
 from kubetune.api.locations import PVC_MOUNT_ROOT
 from kubetune.api.spec import FineTuneRunSpec
+
+
+DEFAULT_COLLECTIVE_TIMEOUT_SECONDS = 1800
 
 
 class _Strict(BaseModel):
@@ -35,6 +39,9 @@ class TrainerPaths(_Strict):
     pvc_mount_root: Path = Field(Path(PVC_MOUNT_ROOT), description="pvc://CLAIM/path is read at <root>/CLAIM/path.")
     dataset_root: Path | None = Field(None, description="An offline mirror of the Hugging Face hub's datasets: ROOT/org/name.")
     model_cache: Path | None = Field(None, description="Hugging Face cache for hub model ids.")
+    termination_log: Path = Field(
+        Path(TERMINATION_LOG), description="Where the trainer leaves its marked termination message (kubetune.api.failures)."
+    )
 
 
 class ProgressTarget(_Strict):
@@ -68,6 +75,12 @@ class TrainingOptions(_Strict):
     activation_checkpointing: bool | None = Field(None, description="Default: on for CUDA, off on CPU.")
     log_every_steps: int = Field(1, ge=1)
     eval_max_new_tokens: int = Field(100, ge=1)
+    collective_timeout_seconds: int = Field(
+        DEFAULT_COLLECTIVE_TIMEOUT_SECONDS,
+        ge=10,
+        description="A collective (NCCL, gloo) unfinished after this long ends the process instead of hanging it "
+        "(a lost or hung peer); long enough for the slowest collective, a checkpoint of the largest model.",
+    )
 
 
 class TrainerConfig(_Strict):
@@ -80,7 +93,7 @@ class TrainerConfig(_Strict):
     )
     progress: ProgressTarget = Field(default_factory=ProgressTarget)
     training: TrainingOptions = Field(default_factory=TrainingOptions)
-    attempt: int = Field(0, ge=0, description="Restarts so far; echoed in every report.")
+    attempt: int = Field(0, ge=0, description="The training attempt (restarts plus preemptions so far); echoed in every report.")
 
     @property
     def run_checkpoint_dir(self) -> Path:

@@ -169,7 +169,7 @@ def describe(run, now: datetime) -> str:
         ("Progress", progress_text(run) if run.progress else None), ("Train loss", loss_text(run) if run.metrics else None),
         ("Eval loss", run.metrics.eval_loss if run.metrics else None),
         ("Tokens/s", run.metrics.tokens_per_second if run.metrics else None),
-        ("Restarts", run.restarts or None),
+        ("Restarts", run.restarts or None), ("Preemptions", run.preemptions or None),
         ("MLflow experiment", run.experiment_id or run.submitted_experiment_path), ("MLflow run", run.run_id),
         ("Registered model", f"{run.registered_model.name} version {run.registered_model.version}" if run.registered_model else None),
     ]

@@ -60,6 +60,7 @@ class TrainingRun:
     registered_model: RegisteredModel | None = None
     conditions: list[Condition] = field(default_factory=list)
     restarts: int = 0
+    preemptions: int = 0
     compute: dict[str, Any] | None = None
     resource: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -109,6 +110,7 @@ class TrainingRun:
             registered_model=_parse(RegisteredModel, status.get("registeredModel")),
             conditions=[c for c in (_parse(Condition, c) for c in status.get("conditions") or []) if c],
             restarts=status.get("restarts") or 0,
+            preemptions=status.get("preemptions") or 0,
             compute=spec.get("compute"),
             resource=resource,
         )

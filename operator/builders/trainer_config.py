@@ -5,7 +5,7 @@ from pathlib import Path
 from kubetune.api.checkpoints import custom_weights_path
 from kubetune.api.locations import PVC_MOUNT_ROOT, parse_custom_weights
 from kubetune.api.spec import FineTuneRunSpec
-from kubetune.api.trainer_config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths
+from kubetune.api.trainer_config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths, TrainingOptions
 from kubetune.operator import names
 from kubetune.operator.builders.common import Manifest, RunRef, metadata
 from kubetune.operator.config import OperatorConfig
@@ -40,6 +40,7 @@ def build_trainer_config(run: RunRef, spec: FineTuneRunSpec, config: OperatorCon
         ),
         mlflow_tracking_uri=config.mlflow.tracking_uri,
         progress=ProgressTarget(kind="kubernetes"),
+        training=TrainingOptions(collective_timeout_seconds=config.defaults.collective_timeout_seconds),
         attempt=attempt,
     )
 

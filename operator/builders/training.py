@@ -24,6 +24,7 @@ _PROTECTED_POD_FIELDS = frozenset(
         "hostNetwork",
         "hostPID",
         "hostIPC",
+        "terminationGracePeriodSeconds",
     }
 )
 _APPENDED_POD_FIELDS = ("volumes", "tolerations", "imagePullSecrets", "initContainers")
@@ -61,6 +62,18 @@ def torchrun_command(run: RunRef, placement: Placement, attempt: int) -> list[st
     ]
 
 
+# What torchrun leaves for itself of the pod's grace period after its workers stop (it then exits, and
+# the kubelet reads the termination message).
+SHUTDOWN_MARGIN_SECONDS = 10
+
+
+def shutdown_env(placement: Placement) -> list[Manifest]:
+    """On SIGTERM torchrun signals its workers, waits this long, then SIGKILLs them (30 s unless told): give
+    the trainer the pod's grace period to finish its step and checkpoint (kubetune.trainer.preemption)."""
+    grace = placement.pool.termination_grace_period_seconds
+    return [{"name": "TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "value": str(max(grace - SHUTDOWN_MARGIN_SECONDS, 1))}]
+
+
 def trainer_resources(placement: Placement) -> Manifest:
     pool = placement.pool
     requests: dict[str, str] = {}
@@ -81,7 +94,7 @@ def _trainer_container(run: RunRef, spec: FineTuneRunSpec, config: OperatorConfi
         "image": config.images.trainer,
         "imagePullPolicy": config.images.pull_policy,
         "command": torchrun_command(run, placement, attempt),
-        "env": common.scratch_env(),
+        "env": [*common.scratch_env(), *shutdown_env(placement)],
         "envFrom": common.secret_env_from(config),
         "ports": [{"name": "rendezvous", "containerPort": names.RENDEZVOUS_PORT}],
         "resources": trainer_resources(placement),
@@ -111,6 +124,7 @@ def build_training_pod_template(
     container, volumes = _trainer_container(run, spec, config, placement, attempt)
     pod_spec: Manifest = {
         "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": placement.pool.termination_grace_period_seconds,
         "subdomain": names.workers_service(run.name),
         "serviceAccountName": names.trainer_service_account(run.name),
         "automountServiceAccountToken": True,  # the trainer patches its run's status.report

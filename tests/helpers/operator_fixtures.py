@@ -46,15 +46,18 @@ def operator_config(tmp_path_factory, mlflow_uri) -> Path:
         "registrationBackoffSeconds": 1,
         "registrationBackoffMaxSeconds": 4,
     }
+    config["defaults"]["restartBackoff"] = {"initialSeconds": 1, "maxSeconds": 2}
     path = tmp_path_factory.mktemp("operator") / "operator.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def with_resync(operator_config: Path, seconds: float, folder: Path) -> Path:
-    """A copy of the tests' operator configuration with another resync interval (for a module's override)."""
+def with_resync(operator_config: Path, seconds: float, folder: Path, **defaults) -> Path:
+    """A copy of the tests' operator configuration with another resync interval (for a module's override),
+    and other `defaults` where given."""
     config = yaml.safe_load(operator_config.read_text())
     config["reconcile"]["resyncIntervalSeconds"] = seconds
+    config["defaults"].update(defaults)
     path = folder / "operator.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

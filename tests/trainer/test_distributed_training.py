@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.torchrun import metric_by_step, kill_group, losses_by_step, run_nodes, run_standalone, standalone_command, start, tail, wait_for
+from helpers.mlflow_server import free_port
+from helpers.torchrun import (
+    kill_group, losses_by_step, metric_by_step, node_command, run_nodes, run_standalone, standalone_command, start, tail, wait_for,
+)
+from kubetune.api.failures import EndedAs, read_termination_message
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.api.checkpoints import list_checkpoints, parse_checkpoint_name
 from kubetune.api.trainer_config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths, TrainingOptions
@@ -153,6 +157,46 @@ def test_a_killed_run_resumes_from_its_latest_checkpoint_on_the_same_curve(singl
     for step in single:
         assert resumed[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
     assert json.loads(config.progress.path.read_text())["stage"] == "TRAIN_FINISHED"
+
+
+def test_sigterm_mid_epoch_checkpoints_the_step_under_way_and_the_run_resumes_on_the_same_curve(
+    single_run, tmp_path, tiny_model_dir, data_dir
+):
+    """One of two nodes is preempted: Kubernetes sends its torchrun SIGTERM, torchrun passes it to its worker.
+    The other node never sees a signal, yet both ranks finish the step under way, agree to stop at the same
+    step, write a complete checkpoint of it (no step lost, though the last scheduled checkpoint is steps
+    behind), leave the preempted mark for the operator and exit."""
+    config_path = write_config(tmp_path, tiny_model_dir("llama"), data_dir, "preempted")
+    config = TrainerConfig.load(config_path)
+    termination_log = tmp_path / "termination-log"
+    termination_log.write_text("")  # what the kubelet mounts into every container
+    config = config.model_copy(update={"paths": config.paths.model_copy(update={"termination_log": termination_log})})
+    config.write(config_path)
+
+    port = free_port()
+    nodes = [start(node_command(config_path, rank, 2, port, f"test-{port}"), tmp_path / f"node{rank}.log") for rank in (0, 1)]
+    log_path = tmp_path / "node0.log"
+    wait_for(lambda: config.metrics_file.exists() and max(losses_by_step(config.metrics_file), default=0) >= 7, 300, nodes[0], log_path)
+    nodes[1].send_signal(signal.SIGTERM)  # to one node's torchrun, as the kubelet signals a container's first process
+    signalled_at = max(losses_by_step(config.metrics_file))
+    assert [node.wait(timeout=120) != 0 for node in nodes] == [True, True], tail(log_path) + tail(tmp_path / "node1.log")
+
+    trained = max(losses_by_step(config.metrics_file))
+    latest = (config.run_checkpoint_dir / "latest").read_text().strip()
+    assert parse_checkpoint_name(latest)[1] == trained >= signalled_at, tail(log_path)  # every trained step is saved
+    ended_as, message = read_termination_message(termination_log.read_text())
+    assert ended_as is EndedAs.PREEMPTED and f"after step {trained}" in message, termination_log.read_text()
+    report = json.loads(config.progress.path.read_text())
+    assert report["stage"] == "PREEMPTED" and report["step"] == trained
+    assert not config.export_dir.exists()
+
+    code = run_standalone(config_path, tmp_path / "resumed.log", nproc=2, timeout=300)
+    assert code == 0, tail(tmp_path / "resumed.log")
+    assert f"at step {trained}" in (tmp_path / "resumed.log").read_text()  # resumed from the step it stopped at
+    single, resumed = losses_by_step(single_run.metrics_file), losses_by_step(config.metrics_file)
+    assert sorted(resumed) == sorted(single)
+    for step in single:
+        assert resumed[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
 
 
 @pytest.mark.slow

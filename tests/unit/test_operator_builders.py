@@ -31,6 +31,22 @@ class TestTrainingJob:
         assert actions == {"FailJob"}
         assert spec["template"]["spec"]["restartPolicy"] == "Never"
 
+    def test_the_pools_grace_period_is_the_trainers_time_to_checkpoint_on_sigterm(self):
+        config = make_config(pools={"h100": {"gpusPerNode": 8, "terminationGracePeriodSeconds": 120}}, defaults={"pool": "h100"})
+        spec = FineTuneRunSpec.parse(make_spec())
+        job = build_training_job(REF, spec, config, resolve_placement(spec.compute, config), 0)
+        pod = job["spec"]["template"]["spec"]
+        assert pod["terminationGracePeriodSeconds"] == 120
+        # torchrun waits this long for its workers after SIGTERM before killing them (30 s unless told).
+        assert {"name": "TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "value": "110"} in trainer_container(job)["env"]
+        template = {"spec": {"terminationGracePeriodSeconds": 1}}
+        assert merge_pod_template(job["spec"]["template"], template)["spec"]["terminationGracePeriodSeconds"] == 120
+
+    def test_the_collective_timeout_reaches_the_trainer(self):
+        config = make_config(defaults={"pool": "h100", "collectiveTimeoutSeconds": 600})
+        trainer = build_trainer_config(REF, FineTuneRunSpec.parse(make_spec()), config, 0)
+        assert trainer.training.collective_timeout_seconds == 600
+
     @pytest.mark.parametrize("attempt", [0, 3])
     def test_deterministic_name_and_torchrun_rendezvous_on_pod_zero(self, attempt):
         job = training_job(attempt)

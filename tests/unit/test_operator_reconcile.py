@@ -116,8 +116,9 @@ def test_failed_job_restarts_within_budget(restarts, phase, restarts_after):
     plan = step(run_at(status), Observed(training=job))
     assert (plan.status.phase, plan.status.restarts) == (phase, restarts_after)
     if phase == "Queued":
-        assert "chat-train-1" in plan.status.message
-        following = step(run_at(plan.status))
+        assert "chat-train-1" in plan.status.message and plan.wake_after == 30  # the operator's default backoff
+        assert kinds(step(run_at(plan.status))) == []
+        following = decide(run_at(plan.status), Observed(), CONFIG, NOW + timedelta(seconds=30))
         assert ("Job", "chat-train-1") in kinds(following)
     else:
         assert cond(plan.status, c.FAILED).reason == c.RETRY_BUDGET_EXHAUSTED

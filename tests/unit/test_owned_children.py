@@ -1,6 +1,8 @@
 """Children are owned, not guessed: a deleted training Job is a counted restart with a Warning, and a Job
 another run of the same name left behind is never adopted."""
 
+from datetime import timedelta
+
 from helpers.operator_factories import NOW, make_config, make_job, make_report, make_run, make_spec
 from kubetune.operator import conditions as c
 from kubetune.operator.reconcile import Observed, decide
@@ -8,8 +10,8 @@ from kubetune.operator.reconcile import Observed, decide
 SPEC = make_spec(validateInputs=False)
 
 
-def step(status, observed=Observed(), config=make_config(), **kw):
-    return decide(make_run(SPEC, status=status, **kw), observed, config, NOW)
+def step(status, observed=Observed(), config=make_config(), now=NOW, **kw):
+    return decide(make_run(SPEC, status=status, **kw), observed, config, now)
 
 
 def test_a_deleted_training_job_is_a_counted_restart_with_a_warning():
@@ -20,7 +22,8 @@ def test_a_deleted_training_job_is_a_counted_restart_with_a_warning():
     scheduled = c.find(lost.status.conditions, c.SCHEDULED)
     assert scheduled.reason == c.JOB_LOST and "chat-train-0 was deleted" in scheduled.message
     assert [t.type for t in c.transitions(running.conditions, lost.status.conditions) if t.reason == c.JOB_LOST] == ["Warning"]
-    following = step(lost.status)
+    assert step(lost.status).create == [] and lost.wake_after == 30  # a restart's backoff, as after a failure
+    following = step(lost.status, now=NOW + timedelta(seconds=30))
     assert [m["metadata"]["name"] for m in following.create if m["kind"] == "Job"] == ["chat-train-1"]
 
 

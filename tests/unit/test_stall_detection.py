@@ -41,7 +41,7 @@ def test_where_configured_a_stalled_run_restarts_as_a_counted_attempt_and_is_not
     running = running_at(NOW, config)
     plan = decide(make_run(SPEC, status=running), RUNNING, config, NOW + timedelta(seconds=601))
     assert plan.delete_jobs == ["chat-train-0"] and plan.status.restarts == 1 and plan.status.phase == "Queued"
-    later = NOW + timedelta(seconds=620)
+    later = NOW + timedelta(seconds=601 + 30)  # after the restart backoff
     requeued = decide(make_run(SPEC, status=plan.status), Observed(), config, later)
     assert [m["metadata"]["name"] for m in requeued.create if m["kind"] == "Job"] == ["chat-train-1"]
     again = decide(make_run(SPEC, status=requeued.status), Observed(training=make_job("chat-train-1")), config, later).status
