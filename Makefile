@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PYTHONSAFEPATH := 1
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: setup cluster-bins cluster-up cluster-down quickstart test test-slow test-unit test-transformers-floor crd clean
+.PHONY: setup cluster-bins cluster-up cluster-down quickstart test test-slow test-faults test-unit test-transformers-floor crd clean
 
 setup:
 	hack/setup-python.sh
@@ -36,6 +36,10 @@ test-transformers-floor: setup
 
 test-slow: setup cluster-bins
 	$(PYTEST) -m slow
+
+# The fault matrix alone (it also runs in `make test`).
+test-faults: setup cluster-bins
+	$(PYTEST) -m "faults and not slow"
 
 test-unit: setup
 	$(PYTEST) tests/unit

@@ -70,12 +70,17 @@ def point_latest(run_dir: Path, name: str) -> None:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run, or None when it has none."""
+    """The checkpoint `latest` names, or None when the run has none. Should `latest` name a folder without
+    its COMPLETE marker (storage that does not keep the order of writes, a hand edit), the newest complete
+    checkpoint is used instead of starting over."""
     pointer = Path(run_dir) / LATEST
     if not pointer.is_file():
         return None
     path = Path(run_dir) / pointer.read_text().strip()
-    return path if is_complete(path) else None
+    if is_complete(path):
+        return path
+    complete = list_checkpoints(run_dir)
+    return complete[-1] if complete else None
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

@@ -261,3 +261,39 @@ def prebound_volume(namespace: str, claim: str) -> dict:
             "claimRef": {"namespace": namespace, "name": claim},
         },
     }
+
+
+def local_control_plane() -> bool:
+    """Whether the tests run on the local control plane (which they can restart), not an existing cluster."""
+    return _kubeconfig is not None and Path(_kubeconfig) == CLUSTER_DIR / "kubeconfig"
+
+
+def restart_api_server(down_s: float = 3.0, timeout: float = 60.0) -> None:
+    """Stop the local kube-apiserver (SIGTERM, SIGKILL after 10 s), keep it down `down_s`, start it again with
+    the same command line, and wait until it is ready: every client's connections and watches break."""
+    import time
+
+    run = CLUSTER_DIR / "run"
+    pid = int((run / "kube-apiserver.pid").read_text().strip())
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    cwd = os.readlink(f"/proc/{pid}/cwd")
+    os.kill(pid, 15)
+    graceful = time.monotonic() + 10  # it drains open watches for up to a minute: do not wait for that
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < graceful:
+        time.sleep(0.1)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, 9)
+    time.sleep(down_s)
+    deadline = time.monotonic() + timeout
+    with open(CLUSTER_DIR / "logs" / "kube-apiserver.log", "ab") as log:
+        process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    (run / "kube-apiserver.pid").write_text(f"{process.pid}\n")
+    log_path = CLUSTER_DIR / "logs" / "kube-apiserver.log"
+    while not _local_up():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"kube-apiserver did not come back (exit {process.poll()}):\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+    time.sleep(2)
+    if process.poll() is not None or not _local_up():
+        raise AssertionError(f"kube-apiserver exited after it came back:\n{log_path.read_text()[-3000:]}")

@@ -92,11 +92,12 @@ def mlflow_executable() -> list[str]:
 
 
 @contextlib.contextmanager
-def running_mlflow_server(workdir: Path) -> Iterator[str]:
-    """Start `mlflow server` on 127.0.0.1, wait for /health, yield its URI, stop it."""
+def running_mlflow_server(workdir: Path, port: int | None = None) -> Iterator[str]:
+    """Start `mlflow server` on 127.0.0.1 (on `port`, else a free one), wait for /health, yield its URI, stop
+    it. Started again on the same folder and port, it is the same server back (SQLite store, artifacts)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     uri = f"http://127.0.0.1:{port}"
     command = [
         *mlflow_executable(),

@@ -17,7 +17,7 @@ from helpers.torchrun import (
 )
 from kubetune.api.failures import EndedAs, read_termination_message
 from kubetune.api.spec import FineTuneRunSpec
-from kubetune.api.checkpoints import list_checkpoints, parse_checkpoint_name
+from kubetune.api.checkpoints import COMPLETE_MARKER, PROGRESS_FILE, list_checkpoints, parse_checkpoint_name, point_latest
 from kubetune.api.trainer_config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths, TrainingOptions
 
 pytestmark = pytest.mark.trainer
@@ -193,6 +193,35 @@ def test_sigterm_mid_epoch_checkpoints_the_step_under_way_and_the_run_resumes_on
     code = run_standalone(config_path, tmp_path / "resumed.log", nproc=2, timeout=300)
     assert code == 0, tail(tmp_path / "resumed.log")
     assert f"at step {trained}" in (tmp_path / "resumed.log").read_text()  # resumed from the step it stopped at
+    single, resumed = losses_by_step(single_run.metrics_file), losses_by_step(config.metrics_file)
+    assert sorted(resumed) == sorted(single)
+    for step in single:
+        assert resumed[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
+
+
+@pytest.mark.faults
+def test_a_crash_mid_checkpoint_leaves_the_previous_checkpoint_which_the_resume_uses(single_run, tmp_path, tiny_model_dir, data_dir):
+    """A process dying part-way through a save leaves a folder without its COMPLETE marker, and `latest` still
+    naming the checkpoint before (it moves only after the marker). That state is made from a real run killed
+    just after its step-10 checkpoint, by tearing that checkpoint the way the crash would have left it: the
+    save itself takes milliseconds, too short to hit with a signal reliably."""
+    config_path = write_config(tmp_path, tiny_model_dir("llama"), data_dir, "torn")
+    config = TrainerConfig.load(config_path)
+    log_path = tmp_path / "torn.log"
+    process = start(standalone_command(config_path), log_path)
+    latest = config.run_checkpoint_dir / "latest"
+    wait_for(lambda: latest.exists() and latest.read_text().strip().endswith("-ba10"), 240, process, log_path)
+    kill_group(process)
+    [fifth, tenth] = [p for p in list_checkpoints(config.run_checkpoint_dir) if parse_checkpoint_name(p.name)[1] in (5, 10)]
+    (tenth / COMPLETE_MARKER).unlink()
+    (tenth / PROGRESS_FILE).unlink()
+    next(tenth.glob("*.distcp")).write_bytes(b"")  # a shard half-written
+    point_latest(config.run_checkpoint_dir, fifth.name)
+
+    code = run_standalone(config_path, tmp_path / "resumed.log", timeout=240)
+    assert code == 0, tail(tmp_path / "resumed.log")
+    assert "at step 5" in (tmp_path / "resumed.log").read_text()  # from the last complete checkpoint
+    assert (tenth / COMPLETE_MARKER).exists()  # the torn folder was written again, whole
     single, resumed = losses_by_step(single_run.metrics_file), losses_by_step(config.metrics_file)
     assert sorted(resumed) == sorted(single)
     for step in single:

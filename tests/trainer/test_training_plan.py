@@ -140,6 +140,16 @@ def test_latest_points_only_at_complete_checkpoints(tmp_path):
     assert not list(run_dir.glob(".*.tmp"))  # the temp file was renamed into place
 
 
+def test_a_latest_naming_a_torn_checkpoint_falls_back_to_the_newest_complete_one(tmp_path):
+    """Storage that does not keep the order of writes can show `latest` moved before the marker landed:
+    the run resumes from its newest complete checkpoint instead of starting over."""
+    run_dir = tmp_path / "run" / "checkpoints"
+    first = _fake_checkpoint(run_dir, "ep0-ba5")
+    torn = _fake_checkpoint(run_dir, "ep1-ba10", complete=False)
+    point_latest(run_dir, torn.name)
+    assert latest_checkpoint(run_dir) == first
+
+
 @pytest.mark.parametrize("form", ["folder", "latest", "checkpoints", "run name"])
 def test_custom_weights_path_forms(tmp_path, form):
     root = tmp_path / "ckpt"
