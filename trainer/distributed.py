@@ -6,6 +6,7 @@ model with `fully_shard`, one FSDP unit per decoder layer plus the root.
 """
 
 import datetime
+import functools
 import os
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor import Shard
 
 from kubetune.api.trainer_config import TrainingOptions
 
@@ -120,19 +122,39 @@ def enable_activation_checkpointing(model: torch.nn.Module) -> None:
 
 
 def shard_model(model: torch.nn.Module, device: torch.device, options: TrainingOptions) -> FSDPModule:
-    """Activation checkpointing, then fully_shard per decoder layer and at the root; parameters land on `device`."""
+    """Activation checkpointing, then fully_shard per decoder layer and at the root; parameters land on `device`.
+
+    A model on the meta device (modeling.load_model) gets only this rank's shards allocated on `device`,
+    uninitialised, for weight_loading to fill; a materialised one is moved there whole first. The root
+    (embeddings, final norm, lm_head) keeps its parameters gathered from forward to backward, as FSDP
+    does by default for the root: the chunked loss applies lm_head after the forward has returned.
+    """
     if wants_activation_checkpointing(options, device):
         enable_activation_checkpointing(model)
     model.config.use_cache = False
-    model.to(device)
+    on_meta = any(parameter.is_meta for parameter in model.parameters())
+    if not on_meta:
+        model.to(device)
     policy = mixed_precision(device)
     # An explicit mesh on `device`: without one, fully_shard picks CUDA whenever a GPU is visible, even
     # for a run configured for CPU (a CPU reference run on a GPU node then fails on mixed devices).
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    placement = functools.partial(shard_placement, world_size=mesh.size())
     for layer in decoder_layers(model):
-        fully_shard(layer, mesh=mesh, mp_policy=policy)
-    fully_shard(model, mesh=mesh, mp_policy=policy)
+        fully_shard(layer, mesh=mesh, mp_policy=policy, shard_placement_fn=placement)
+    fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=False)
+    if on_meta:
+        model.to_empty(device=device)
     return model  # type: ignore[return-value]
+
+
+def shard_placement(parameter: torch.nn.Parameter, world_size: int) -> Shard | None:
+    """Where FSDP splits a parameter: dim 0 (None, FSDP's default), except stacked experts (experts × rows ×
+    columns, Mixtral's) whose count does not divide evenly over the ranks: split along their rows instead,
+    or the ranks would hold whole experts unevenly (8 experts on 16 GPUs: half the ranks all of them)."""
+    if parameter.dim() == 3 and parameter.shape[0] % world_size:
+        return Shard(1)
+    return None
 
 
 def compute_dtype(device: torch.device) -> torch.dtype:

@@ -11,8 +11,7 @@ from kubetune.api.spec import TaskType
 from kubetune.trainer.data import PackedDataset
 from kubetune.trainer.data.formatting import FALLBACK_CHAT_TEMPLATE
 from kubetune.trainer.distributed import DistributedEnv, all_reduce_sum
-from kubetune.trainer.loss import summed_token_loss
-from kubetune.trainer.steps import forward_logits, load_micro_batch
+from kubetune.trainer.steps import forward_summed_loss, load_micro_batch
 
 # Databricks' generation settings for evalPrompts.
 GENERATION = {"do_sample": True, "temperature": 1.0, "top_k": 50, "top_p": 0.95}
@@ -27,8 +26,7 @@ def eval_loss(model: torch.nn.Module, dataset: PackedDataset, env: DistributedEn
     total, tokens = 0.0, 0
     for i in range(rounds):
         batch = load_micro_batch(dataset, mine[i * micro_batch_size : (i + 1) * micro_batch_size], filler=0, device=device)
-        logits = forward_logits(model, batch)
-        total += float(summed_token_loss(logits, batch["labels"], batch["position_ids"]))
+        total += float(forward_summed_loss(model, batch))
         tokens += int(batch["loss_tokens"])
     model.train()
     total_tokens = all_reduce_sum(tokens, device)

@@ -58,7 +58,7 @@ class FineTuneRecipe:
         self.tokenizer = load_tokenizer(self.source)
         self.train_data, self.eval_data = self._setup_data()
         self._report(TrainerStage.DATA_VALIDATED, force=True)
-        self.model = dist_utils.shard_model(load_model(self.source), self.device, self.options)
+        self.model = load_model(self.source, self.device, self.options)
         self.shape = BatchShape.fit(self.options, self.env.world_size, len(self.train_data))
         self.plan = plan_steps(self.spec.duration, len(self.train_data), self.train_data.tokens_per_epoch, self.shape.global_batch_size)
         self.sampler = StepSampler(len(self.train_data), self.shape, self.env.rank, self.options.seed)

@@ -31,11 +31,21 @@ def _without_labels(item: dict) -> dict:
     return {**item, "labels": torch.full_like(item["labels"], IGNORE_INDEX)}
 
 
-def forward_logits(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+def forward_summed_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    """The summed token loss of one micro-batch (loss.summed_token_loss). The model runs to its final
+    hidden states; lm_head projects only the last position there (nothing reads it), and the loss projects
+    the loss positions chunk by chunk. The root FSDP unit holds lm_head's weight gathered until backward."""
     # SDPA's GPU kernels take an additive mask only in the query's dtype: bf16 under FSDP's mixed precision.
     mask_dtype = compute_dtype(batch["input_ids"].device)
     inputs = model_inputs({k: batch[k] for k in ("input_ids", "labels", "position_ids")}, mask_dtype=mask_dtype)
-    return model(**inputs, use_cache=False).logits
+    final_hidden: list[torch.Tensor] = []
+    # A hook rather than output_hidden_states: that would keep every layer's output alive in evaluation too.
+    hook = model.base_model.register_forward_hook(lambda module, args, output: final_hidden.append(output.last_hidden_state))
+    try:
+        model(**inputs, use_cache=False, logits_to_keep=1)
+    finally:
+        hook.remove()
+    return summed_token_loss(final_hidden[0], model.get_output_embeddings(), batch["labels"], batch["position_ids"])
 
 
 def train_step(
@@ -54,7 +64,7 @@ def train_step(
     local_loss = 0.0
     for index, batch in enumerate(micro_batches):
         set_gradient_sync(model, index == len(micro_batches) - 1)
-        loss = summed_token_loss(forward_logits(model, batch), batch["labels"], batch["position_ids"])
+        loss = forward_summed_loss(model, batch)
         (loss * scale).backward()
         local_loss += float(loss.detach())
     grad_norm = _clip(model, max_grad_norm)

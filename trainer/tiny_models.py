@@ -57,6 +57,8 @@ FAMILIES: dict[str, FamilySpec] = {
     ),
     "qwen2": FamilySpec("Qwen2Config", None, "<|im_end|>", "<|endoftext|>", ("<|im_start|>",), CHATML_TEMPLATE),
     "mistral": FamilySpec("MistralConfig", "<s>", "</s>", None, ("<unk>", "[INST]", "[/INST]"), MISTRAL_TEMPLATE),
+    # Mixtral is Mistral's tokenizer and template with mixture-of-experts layers.
+    "mixtral": FamilySpec("MixtralConfig", "<s>", "</s>", None, ("<unk>", "[INST]", "[/INST]"), MISTRAL_TEMPLATE),
 }
 
 SAMPLE_TEXT = """\
@@ -154,7 +156,12 @@ def build_tiny_model(
 
 def _family_config(family: str) -> dict:
     # The real 7B Mistral and Qwen2 checkpoints train without a sliding window.
-    return {"mistral": {"sliding_window": None}, "qwen2": {"use_sliding_window": False}}.get(family, {})
+    return {
+        "mistral": {"sliding_window": None},
+        "qwen2": {"use_sliding_window": False},
+        # Three experts do not split evenly over two ranks: FSDP then shards them along their rows.
+        "mixtral": {"sliding_window": None, "num_local_experts": 3, "num_experts_per_tok": 2},
+    }.get(family, {})
 
 
 def save_tiny_model(family: str, path: Path, *, seed: int = 0, **sizes) -> Path:

@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "kubetune.cli.models",
     "kubetune.cli.validate_data",
     "kubetune.cli.validate_weights",
+    "kubetune.cli.plan",
     "kubetune.cli.create",
     "kubetune.cli.run",
     "kubetune.cli.runs",
