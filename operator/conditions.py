@@ -46,6 +46,7 @@ CHILD_REJECTED = "ChildRejected"
 USER_ERROR = "UserError"
 JOB_LOST = "JobLost"
 PREEMPTED = "Preempted"
+DOES_NOT_FIT = "DoesNotFit"
 NO_PROGRESS = "NoProgress"
 PROGRESSING = "Progressing"
 RUN_FAILED = "RunFailed"
@@ -77,6 +78,7 @@ RESTATING_REASONS = frozenset({RUN_FAILED, RUN_CANCELLED, RUN_ENDED})
 WARNING_REASONS = frozenset(
     {
         INVALID_SPEC,
+        DOES_NOT_FIT,
         VALIDATION_FAILED,
         UNSCHEDULABLE,
         RESTARTING,

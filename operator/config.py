@@ -37,6 +37,14 @@ class NodePool(_Config):
     cpu: str | None = Field(None, description="CPU request per training pod, e.g. '90'.")
     memory: str | None = Field(None, description="Memory request per training pod, e.g. '900Gi'.")
     shared_memory: str = Field("16Gi", description="Size of /dev/shm (an in-memory emptyDir) for dataloaders and NCCL.")
+    gpu_memory_gib: float | None = Field(
+        None,
+        gt=0,
+        alias="gpuMemoryGiB",
+        description="Memory of one GPU of the pool (80 for an H100 80GB). Set, the operator plans each run's memory "
+        "before requesting GPUs (kubetune.api.memory_plan): a run that cannot fit fails DoesNotFit saying how many "
+        "nodes it needs, and a run that leaves the node count open gets the fewest nodes that fit.",
+    )
     termination_grace_period_seconds: int = Field(
         300,
         ge=30,

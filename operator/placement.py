@@ -5,12 +5,19 @@ nodes have, a GPU total that does not fill whole nodes) is rejected up front as 
 spec error. A request that fits the pool's node shape but needs more nodes than
 are free right now is accepted: its pods wait Unschedulable (phase Queued) until
 nodes free up or an autoscaler adds them.
+
+Where the pool says how much memory its GPUs have, the run's memory is planned
+before any GPU is requested (kubetune.api.memory_plan): a run that would run out of
+GPU memory is refused (DoesNotFit, with the nodes it needs), and a run that leaves
+the node count open gets the fewest nodes that fit.
 """
 
 from dataclasses import dataclass
 
 from kubetune.api.errors import SpecError, SpecProblem
-from kubetune.api.spec import Compute
+from kubetune.api.memory_plan import GIB, MODEL_SHAPES, MemoryPlan, plan_memory
+from kubetune.api.spec import Compute, FineTuneRunSpec
+from kubetune.api.trainer_config import TrainingOptions
 from kubetune.operator.config import NodePool, OperatorConfig
 
 
@@ -20,6 +27,7 @@ class Placement:
     pool: NodePool
     nodes: int
     gpus_per_node: int
+    memory: MemoryPlan | None = None  # None: the pool's GPU memory or the model's shape is not known
 
     @property
     def total_gpus(self) -> int:
@@ -31,7 +39,11 @@ class Placement:
         return max(1, self.gpus_per_node)
 
 
-def resolve_placement(compute: Compute | None, config: OperatorConfig) -> Placement:
+class DoesNotFit(Exception):
+    """The run would run out of GPU memory on the nodes it asks for (or on any number of them)."""
+
+
+def resolve_placement(compute: Compute | None, config: OperatorConfig, spec: FineTuneRunSpec | None = None) -> Placement:
     compute = compute or Compute()
     pool_name = compute.pool or config.defaults.pool
     pool = config.pools.get(pool_name)
@@ -54,7 +66,31 @@ def resolve_placement(compute: Compute | None, config: OperatorConfig) -> Placem
                     )
                 ]
             )
-    return Placement(pool_name, pool, nodes, per_node)
+    placement = Placement(pool_name, pool, nodes, per_node)
+    return _plan_memory(placement, compute, spec) if spec is not None else placement
+
+
+def _plan_memory(placement: Placement, compute: Compute, spec: FineTuneRunSpec) -> Placement:
+    """The memory plan where the pool's GPU memory and the model's shape are known (the supported models;
+    a model folder's shape is only known once a pod reads it)."""
+    shape = MODEL_SHAPES.get(spec.model)
+    if placement.pool.gpu_memory_gib is None or not placement.gpus_per_node or shape is None:
+        return placement
+    options = TrainingOptions()  # what the operator's trainer configuration uses
+    node_count_open = compute.gpus is None and compute.nodes is None
+    plan = plan_memory(
+        shape,
+        spec.effective_context_length(),
+        options.micro_batch_size,
+        activation_checkpointing=options.activation_checkpointing is not False,  # on for GPUs by default
+        gpu_memory_bytes=int(placement.pool.gpu_memory_gib * GIB),
+        gpus_per_node=placement.gpus_per_node,
+        nodes=None if node_count_open else placement.nodes,
+    )
+    if plan.min_nodes is None or not plan.fits:
+        raise DoesNotFit(f"{spec.model} on pool {placement.pool_name!r} {plan.message()}")
+    nodes = plan.min_nodes if node_count_open else placement.nodes
+    return Placement(placement.pool_name, placement.pool, nodes, placement.gpus_per_node, plan)
 
 
 def _spread(gpus: int, pool: NodePool, pool_name: str) -> tuple[int, int]:

@@ -30,7 +30,7 @@ from kubetune.operator.builders.training import build_training_job, build_worker
 from kubetune.operator.builders.validation import build_validation_job
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.observe import JobView
-from kubetune.operator.placement import Placement, resolve_placement
+from kubetune.operator.placement import DoesNotFit, Placement, resolve_placement
 from kubetune.operator.progress import add_event, fold_report, reach
 
 
@@ -82,12 +82,14 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
         status = reach(status, EventType.CREATED, "run created", now)
     try:
         spec = FineTuneRunSpec.parse(run.spec)
-        placement = resolve_placement(spec.compute, config)
+        placement = resolve_placement(spec.compute, config, spec)
         budget = retry_budget(spec, config)
     except SpecError as error:
         return Plan(fail(status, c.INVALID_SPEC, str(error), now))
+    except DoesNotFit as error:
+        return Plan(fail(status, c.DOES_NOT_FIT, str(error), now))
     status = status.model_copy(update={"max_restarts": budget})
-    status = _set(status, c.SPEC_VALID, True, c.SPEC_ACCEPTED, _shape(placement), now)
+    status = _set(status, c.SPEC_VALID, True, c.SPEC_ACCEPTED, _accepted(placement), now)
     if spec.suspend:
         return Plan(_cancel(status, config, run.ref, now), delete_jobs=list(observed.job_names))
     if run.report is not None:
@@ -378,6 +380,17 @@ def _enter(status: FineTuneRunStatus, phase: Phase, message: str, now: datetime)
     """The phase and its message, summarised in the Ready condition (True only once the run Succeeded)."""
     status = _set(status, c.READY, phase is Phase.SUCCEEDED, phase.value, message, now)
     return status.model_copy(update={"phase": phase.value, "message": message})
+
+
+def _accepted(placement: Placement) -> str:
+    """The shape, and the memory plan where there is one (what each GPU will hold, before any is requested)."""
+    if placement.memory is None:
+        return _shape(placement)
+    estimate = placement.memory.estimate
+    return (
+        f"{_shape(placement)}; memory plan: {estimate.total / 2**30:.1f} GiB per GPU of "
+        f"{placement.pool.gpu_memory_gib:g} GiB"
+    )
 
 
 def _shape(placement: Placement) -> str:
