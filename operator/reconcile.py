@@ -223,26 +223,34 @@ def _after_failure(status, job: JobView, run_name: str, config: OperatorConfig, 
     if refused is not None:
         detail = refused.terminated_message or f"pod {refused.name} reported a user error"
         return fail(status, c.USER_ERROR, f"training failed with an error a retry cannot fix: {detail}", now)
-    next_job = names.training_job(run_name, attempt + 1)
     preemption = job.preemption()
     if preemption is not None:
         message = (
             f"attempt {attempt} (Job {job.name}) was preempted ({preemption}); resuming from its checkpoint as attempt "
-            f"{attempt + 1} (Job {next_job}), not charged to the retry budget"
+            f"{attempt + 1} (Job {names.training_job(run_name, attempt + 1)}), not charged to the retry budget"
         )
         status = status.model_copy(update={"preemptions": status.preemptions + 1})
         status = _set(status, c.SCHEDULED, False, c.PREEMPTED, message, now)
         return _enter(status, Phase.QUEUED, message, now)
     cause = job.first_failure_message() or job.failure_message or job.failure_reason or "a training pod failed"
+    status = _counted_restart(status, f"attempt {attempt} (Job {job.name}) failed: {cause}", c.RESTARTING, run_name, config, now)
+    if status.phase == Phase.FAILED.value:
+        return status
+    return _set(status, c.TRAINING_SUCCEEDED, False, c.RESTARTING, status.message, now)
+
+
+def _counted_restart(status, what: str, reason: str, run_name: str, config: OperatorConfig, now) -> FineTuneRunStatus:
+    """An attempt ended by a failure (`what` happened to it), charged to the retry budget: the next attempt
+    resumes from the latest checkpoint after the backoff, or the run fails once the budget is spent."""
     if status.restarts >= status.max_restarts:
-        return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"training failed after {status.restarts + 1} failed attempts: {cause}", now)
+        return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"{what}; no retry left after {status.restarts + 1} failed attempts", now)
+    following = status.attempt + 1
     message = (
-        f"attempt {attempt} (Job {job.name}) failed: {cause}; resuming from the latest checkpoint as attempt "
-        f"{attempt + 1} (Job {next_job}) in {restart_delay(status.restarts + 1, config):g} s"
+        f"{what}; resuming from the latest checkpoint as attempt {following} (Job {names.training_job(run_name, following)}) "
+        f"in {restart_delay(status.restarts + 1, config):g} s"
     )
     status = status.model_copy(update={"restarts": status.restarts + 1})
-    status = _set(status, c.TRAINING_SUCCEEDED, False, c.RESTARTING, message, now)
-    status = _set(status, c.SCHEDULED, False, c.RESTARTING, message, now)
+    status = _set(status, c.SCHEDULED, False, reason, message, now)
     return _enter(status, Phase.QUEUED, message, now)
 
 
@@ -281,17 +289,7 @@ def _job_created(status: FineTuneRunStatus) -> bool:
 def _lost_job(status, job_name: str, run_name: str, config, now: datetime, cause: str = "was deleted") -> FineTuneRunStatus:
     """The current attempt's Job is gone (someone deleted it) or is being replaced (stalled): a restart like
     any failure, counted against the budget (deleting Jobs must not escape it), with a Warning Event."""
-    attempt = status.attempt
-    if status.restarts >= status.max_restarts:
-        return fail(status, c.RETRY_BUDGET_EXHAUSTED, f"Job {job_name} {cause} after {status.restarts + 1} failed attempts", now)
-    next_job = names.training_job(run_name, attempt + 1)
-    message = (
-        f"Job {job_name} {cause}; resuming from the latest checkpoint as attempt {attempt + 1} (Job {next_job}) "
-        f"in {restart_delay(status.restarts + 1, config):g} s"
-    )
-    status = status.model_copy(update={"restarts": status.restarts + 1})
-    status = _set(status, c.SCHEDULED, False, c.JOB_LOST, message, now)
-    return _enter(status, Phase.QUEUED, message, now)
+    return _counted_restart(status, f"Job {job_name} {cause}", c.JOB_LOST, run_name, config, now)
 
 
 def _foreign_job(status, run: RunRef, job_name: str, now: datetime) -> FineTuneRunStatus:

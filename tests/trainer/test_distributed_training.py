@@ -39,6 +39,14 @@ def data_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def assert_same_curve(reference: TrainerConfig, run: TrainerConfig) -> None:
+    """The same train loss at every step as the reference run, to fp32 rounding."""
+    expected, got = losses_by_step(reference.metrics_file), losses_by_step(run.metrics_file)
+    assert sorted(got) == sorted(expected)
+    for step in expected:
+        assert got[step] == pytest.approx(expected[step], rel=1e-5), f"step {step}"
+
+
 def write_config(workdir: Path, model_dir: Path, data_dir: Path, name: str, **spec_overrides) -> Path:
     spec = FineTuneRunSpec.parse({
         "model": str(model_dir),
@@ -119,14 +127,11 @@ def test_two_nodes_follow_the_single_process_loss_curve(single_run, tmp_path, ti
     assert codes == [0, 0], tail(tmp_path / "node0.log") + tail(tmp_path / "node1.log")
 
     two_nodes = TrainerConfig.load(config_path)
-    single, split = losses_by_step(single_run.metrics_file), losses_by_step(two_nodes.metrics_file)
-    assert sorted(split) == sorted(single)
-    for step in single:
-        assert split[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
+    assert_same_curve(single_run, two_nodes)
     # AdamW's update barely depends on the gradient's scale, so the curve alone cannot see a loss scaled
     # wrongly across ranks (without the world size, half the gradient): the gradient's norm can.
     single_norms, split_norms = metric_by_step(single_run.metrics_file, "grad_norm"), metric_by_step(two_nodes.metrics_file, "grad_norm")
-    assert sorted(split_norms) == sorted(single_norms) == sorted(single)
+    assert sorted(split_norms) == sorted(single_norms) == sorted(losses_by_step(single_run.metrics_file))
     for step in single_norms:
         assert split_norms[step] == pytest.approx(single_norms[step], rel=1e-4), f"step {step}"
     assert json.loads(two_nodes.progress.path.read_text())["stage"] == "TRAIN_FINISHED"
@@ -150,12 +155,9 @@ def test_a_killed_run_resumes_from_its_latest_checkpoint_on_the_same_curve(singl
 
     log = (tmp_path / "resumed.log").read_text()
     assert "resumed from" in log and "at step 5" in log  # not from scratch
-    single, resumed = losses_by_step(single_run.metrics_file), losses_by_step(config.metrics_file)
-    assert sorted(resumed) == sorted(single)
     # Same process count, same data order, exact optimizer and RNG state: only
     # nondeterminism in CPU kernels could differ, and there is none at this size.
-    for step in single:
-        assert resumed[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
+    assert_same_curve(single_run, config)
     assert json.loads(config.progress.path.read_text())["stage"] == "TRAIN_FINISHED"
 
 
@@ -193,10 +195,7 @@ def test_sigterm_mid_epoch_checkpoints_the_step_under_way_and_the_run_resumes_on
     code = run_standalone(config_path, tmp_path / "resumed.log", nproc=2, timeout=300)
     assert code == 0, tail(tmp_path / "resumed.log")
     assert f"at step {trained}" in (tmp_path / "resumed.log").read_text()  # resumed from the step it stopped at
-    single, resumed = losses_by_step(single_run.metrics_file), losses_by_step(config.metrics_file)
-    assert sorted(resumed) == sorted(single)
-    for step in single:
-        assert resumed[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
+    assert_same_curve(single_run, config)
 
 
 @pytest.mark.faults
@@ -222,10 +221,7 @@ def test_a_crash_mid_checkpoint_leaves_the_previous_checkpoint_which_the_resume_
     assert code == 0, tail(tmp_path / "resumed.log")
     assert "at step 5" in (tmp_path / "resumed.log").read_text()  # from the last complete checkpoint
     assert (tenth / COMPLETE_MARKER).exists()  # the torn folder was written again, whole
-    single, resumed = losses_by_step(single_run.metrics_file), losses_by_step(config.metrics_file)
-    assert sorted(resumed) == sorted(single)
-    for step in single:
-        assert resumed[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
+    assert_same_curve(single_run, config)
 
 
 @pytest.mark.slow
@@ -234,10 +230,7 @@ def test_four_processes_follow_the_single_process_loss_curve(single_run, tmp_pat
     config_path = write_config(tmp_path, tiny_model_dir("llama"), data_dir, "four")
     code = run_standalone(config_path, tmp_path / "four.log", nproc=4, timeout=600)
     assert code == 0, tail(tmp_path / "four.log")
-    single, four = losses_by_step(single_run.metrics_file), losses_by_step(TrainerConfig.load(config_path).metrics_file)
-    assert sorted(four) == sorted(single)
-    for step in single:
-        assert four[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
+    assert_same_curve(single_run, TrainerConfig.load(config_path))
 
 
 @pytest.mark.slow
@@ -256,7 +249,4 @@ def test_a_run_killed_on_two_processes_resumes_on_one(single_run, tmp_path, tiny
     code = run_standalone(config_path, tmp_path / "one.log", nproc=1, timeout=300)
     assert code == 0, tail(tmp_path / "one.log")
     assert "resumed from" in (tmp_path / "one.log").read_text()
-    single, resumed = losses_by_step(single_run.metrics_file), losses_by_step(config.metrics_file)
-    assert sorted(resumed) == sorted(single)
-    for step in single:
-        assert resumed[step] == pytest.approx(single[step], rel=1e-5), f"step {step}"
+    assert_same_curve(single_run, config)
