@@ -3,6 +3,12 @@
 Shared by the operator's registration step and local mode, so it imports only
 mlflow's client (mlflow-skinny is enough) and never torch. A retried registration
 finds the version it already created (same run tag and source) and returns it.
+
+Only a model the run itself produced is registered: the source must lie among the artifacts of an MLflow
+run that carries the FineTuneRun's tag. The trainer's report, which names both, is written by an identity
+any container of the training pod holds, so it is never trusted alone: a forged report naming another
+team's MLflow run or model files is refused (ProvenanceError), not registered with the operator's
+credentials.
 """
 
 from dataclasses import dataclass
@@ -12,6 +18,12 @@ from kubetune.api.mlflow_tags import RUN_TAG, RUN_UID_TAG, quoted
 
 class RegistrationError(RuntimeError):
     """MLflow refused or could not be reached; the caller decides whether to retry."""
+
+
+class ProvenanceError(RegistrationError):
+    """The model to register is not the run's own: a retry cannot change that."""
+
+    permanent = True
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,7 @@ def register_model(
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
+        verify_provenance(client, source, run_id, tags)
         _ensure_registered_model(client, name)
         existing = find_version(client, name, source, tags)
         if existing is not None:
@@ -41,6 +54,30 @@ def register_model(
         return RegisteredVersion(name, str(version.version))
     except MlflowException as error:
         raise RegistrationError(f"registering {name!r} from {source!r} failed: {error}") from error
+
+
+def verify_provenance(client, source: str, run_id: str | None, tags: dict[str, str]) -> None:
+    """`source` lies among the artifacts of MLflow run `run_id`, and that run carries the FineTuneRun's
+    identity tag (the trainer sets it when it creates the run: kubetune.api.mlflow_tags)."""
+    from mlflow.exceptions import MlflowException
+
+    identity = RUN_UID_TAG if tags.get(RUN_UID_TAG) else RUN_TAG
+    if not run_id:
+        raise ProvenanceError(f"cannot register {source!r}: the trainer's report names no MLflow run")
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ProvenanceError(f"cannot register {source!r}: MLflow run {run_id} does not exist") from None
+        raise
+    if run.data.tags.get(identity) != tags.get(identity):
+        raise ProvenanceError(
+            f"cannot register {source!r}: MLflow run {run_id} was not created by this FineTuneRun "
+            f"(its {identity} tag is {run.data.tags.get(identity)!r}, expected {tags.get(identity)!r})"
+        )
+    artifacts = run.info.artifact_uri.rstrip("/") + "/"
+    if not source.startswith(artifacts):
+        raise ProvenanceError(f"cannot register {source!r}: it is not among the artifacts of MLflow run {run_id} ({artifacts})")
 
 
 def find_version(client, name: str, source: str, tags: dict[str, str]) -> RegisteredVersion | None:

@@ -32,6 +32,8 @@ class RegistrationOutcome:
 
 def is_permanent(error: BaseException) -> bool:
     """MLflow said no (bad name, missing run, no permission); anything else (down, 5xx, timeouts) is worth a retry."""
+    if getattr(error, "permanent", False):  # kubetune.registry.ProvenanceError: not the run's own model
+        return True
     cause = error.__cause__ or error
     return getattr(cause, "error_code", None) in _PERMANENT_CODES
 

@@ -208,7 +208,7 @@ def _complete_a_run(runs, mlflow_uri: str, tmp_path: Path) -> None:
     runs.wait_phase(name, "Running", timeout=60)
     runs.wait_pods_running("chat-train-0", 2)
 
-    run_id, export = logged_export(mlflow_uri, tmp_path)
+    run_id, export = logged_export(mlflow_uri, tmp_path, runs.tags(name))
     runs.report(name, report(stage="MODEL_INITIALIZED", mlflowRunId=run_id))
     runs.report(name, report(stage="TRAINING", epoch=1, totalEpochs=2, step=5, totalSteps=10, trainLoss=1.5,
                              mlflowRunId=run_id))

@@ -34,15 +34,16 @@ def mlflow_uri(tmp_path_factory):
         yield uri
 
 
-def logged_export(uri: str, folder: Path) -> tuple[str, str]:
-    """What the trainer leaves behind: an MLflow run with an exported model folder as its artifact `model`.
+def logged_export(uri: str, folder: Path, tags: dict[str, str]) -> tuple[str, str]:
+    """What the trainer leaves behind: an MLflow run tagged with its FineTuneRun's identity
+    (kubetune.api.mlflow_tags.run_tags), with an exported model folder as its artifact `model`.
     Returns (MLflow run id, the export's artifact URI)."""
     import mlflow
 
     (folder / "export").mkdir()
     (folder / "export" / "config.json").write_text('{"model_type": "llama"}')
     client = mlflow.MlflowClient(uri)
-    run = client.create_run(client.create_experiment(f"/Users/test/{folder.name}"))
+    run = client.create_run(client.create_experiment(f"/Users/test/{folder.name}"), tags=tags)
     client.log_artifacts(run.info.run_id, str(folder / "export"), "model")
     client.set_terminated(run.info.run_id)
     return run.info.run_id, f"{run.info.artifact_uri}/model"

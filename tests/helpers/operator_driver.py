@@ -46,6 +46,12 @@ class RunDriver:
     def get(self, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
 
+    def tags(self, name: str) -> dict[str, str]:
+        """The MLflow tags the trainer puts on its run for this FineTuneRun (what registration checks)."""
+        from kubetune.api.mlflow_tags import run_tags
+
+        return run_tags(self.namespace, name, self.get(name)["metadata"]["uid"])
+
     def status(self, name: str) -> dict[str, Any]:
         return self.get(name).get("status") or {}
 

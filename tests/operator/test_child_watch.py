@@ -26,9 +26,9 @@ def operator_config(operator_config, tmp_path_factory) -> Path:
     return with_resync(operator_config, 600, tmp_path_factory.mktemp("slow-resync"))
 
 
-def finished_report(mlflow_uri: str, tmp_path: Path) -> TrainerReport:
+def finished_report(mlflow_uri: str, tmp_path: Path, tags: dict[str, str]) -> TrainerReport:
     """The trainer's last report, with an MLflow run holding the exported model."""
-    run_id, export = logged_export(mlflow_uri, tmp_path)
+    run_id, export = logged_export(mlflow_uri, tmp_path, tags)
     return TrainerReport.model_validate(
         {
             "updatedAt": datetime.now(UTC).isoformat(),
@@ -64,7 +64,7 @@ def test_run_follows_its_pods_and_its_job_at_once(runs, mlflow_uri, tmp_path):
     runs.wait_pods_running("follow-train-0", 2, timeout=30)
     runs.wait_phase(name, "Running", timeout=PROMPTLY)
 
-    runs.report(name, finished_report(mlflow_uri, tmp_path))
+    runs.report(name, finished_report(mlflow_uri, tmp_path, runs.tags(name)))
     runs.wait_for("the report folded", lambda: runs.status(name).get("progress", {}).get("step") == 56, PROMPTLY)
     assert runs.status(name)["phase"] == "Running"  # the report alone finishes nothing: the Job must complete
     runs.finish_pods("follow-train-0", 0)

@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 ONCE_ONLY = ("CREATED", "STARTED", "TRAIN_FINISHED", "COMPLETED")  # and DATA_VALIDATED, where reached
 
 
-def finished_report(mlflow_uri: str, folder: Path) -> TrainerReport:
-    run_id, export = logged_export(mlflow_uri, folder)
+def finished_report(mlflow_uri: str, folder: Path, tags: dict[str, str]) -> TrainerReport:
+    run_id, export = logged_export(mlflow_uri, folder, tags)
     return TrainerReport.model_validate({
         "updatedAt": datetime.now(UTC).isoformat(), "stage": "TRAIN_FINISHED", "step": 56, "totalSteps": 56,
         "mlflowRunId": run_id, "exportUri": export,
@@ -43,7 +43,7 @@ def finish_validation(runs, name: str) -> None:
 
 def finish_training(runs, name: str, mlflow_uri: str, folder: Path, attempt: int = 0) -> None:
     runs.wait_pods_running(f"{name}-train-{attempt}", 2)
-    runs.report(name, finished_report(mlflow_uri, folder))
+    runs.report(name, finished_report(mlflow_uri, folder, runs.tags(name)))
     runs.finish_pods(f"{name}-train-{attempt}", 0)
 
 

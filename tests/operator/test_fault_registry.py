@@ -56,7 +56,7 @@ def operator_config(operator_config, own_mlflow, tmp_path_factory) -> Path:
 def test_mlflow_down_and_the_operator_killed_while_registering(runs, operator, own_mlflow, tmp_path):
     name = runs.apply(example_run("late-registry", validateInputs=False))
     runs.wait_pods_running(f"{name}-train-0", 2)
-    run_id, export = logged_export(own_mlflow.uri, tmp_path)
+    run_id, export = logged_export(own_mlflow.uri, tmp_path, runs.tags(name))
     own_mlflow.stop()
     try:
         runs.report(name, TrainerReport.model_validate({

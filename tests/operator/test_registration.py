@@ -11,12 +11,16 @@ from kubetune.operator.registration import register
 pytestmark = pytest.mark.mlflow
 
 
-def request(tracking_uri: str, name: str, source: str = "runs:/none/model", run_id: str | None = None) -> RegistrationRequest:
-    return RegistrationRequest(tracking_uri, name, source, run_id, run_tags("team-a", "chat", "uid-1"))
+TAGS = run_tags("team-a", "chat", "uid-1")
 
 
-def test_a_name_mlflow_refuses_is_permanent(mlflow_uri):
-    outcome = register(request(mlflow_uri, ""))
+def request(tracking_uri: str, name: str, source: str = "runs:/none/model", run_id: str | None = "f" * 32) -> RegistrationRequest:
+    return RegistrationRequest(tracking_uri, name, source, run_id, TAGS)
+
+
+def test_a_name_mlflow_refuses_is_permanent(mlflow_uri, tmp_path):
+    run_id, export = logged_export(mlflow_uri, tmp_path, TAGS)
+    outcome = register(request(mlflow_uri, "", export, run_id))
     assert outcome.name is None and outcome.transient_error is None
     assert "name" in outcome.permanent_error.lower()
 
@@ -29,10 +33,32 @@ def test_an_unreachable_server_is_transient(monkeypatch):
 
 
 def test_a_good_request_registers(mlflow_uri, tmp_path):
-    run_id, export = logged_export(mlflow_uri, tmp_path)
+    run_id, export = logged_export(mlflow_uri, tmp_path, TAGS)
     outcome = register(request(mlflow_uri, "main.registration.chat", export, run_id))
     assert (outcome.name, outcome.version, outcome.permanent_error, outcome.transient_error) == (
         "main.registration.chat", "1", None, None)
+
+
+def test_only_the_runs_own_model_is_registered(mlflow_uri, tmp_path):
+    """A report is written by an identity every container of the training pod has: it may name another
+    team's MLflow run, or files outside the run's own. Neither is registered with the operator's credentials."""
+    import mlflow
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    theirs_id, theirs = logged_export(mlflow_uri, tmp_path / "b", run_tags("team-b", "chat", "uid-b"))
+    ours_id, ours = logged_export(mlflow_uri, tmp_path / "a", TAGS)
+    for source, run_id, why in [
+        (theirs, theirs_id, "was not created by this FineTuneRun"),  # team-b's run and model
+        (theirs, ours_id, "is not among the artifacts of MLflow run"),  # our run, their files
+        (ours, None, "names no MLflow run"),
+        (ours, "", "names no MLflow run"),
+        (ours, "0" * 32, "does not exist"),
+    ]:
+        outcome = register(request(mlflow_uri, "main.provenance.chat", source, run_id))
+        assert outcome.name is None and outcome.transient_error is None and why in outcome.permanent_error, outcome
+    assert mlflow.MlflowClient(mlflow_uri).search_model_versions("name = 'main.provenance.chat'") == []
+    assert register(request(mlflow_uri, "main.provenance.chat", ours, ours_id)).version == "1"
 
 
 def test_a_hung_mlflow_holds_only_its_own_call(monkeypatch):
@@ -67,7 +93,7 @@ def test_a_finished_call_wakes_its_run_which_takes_the_outcome(mlflow_uri, tmp_p
     woken = []
     done = threading.Event()
     registrar = Registrar(wake=lambda run: (woken.append(run), done.set()), timeout_s=60)
-    run_id, export = logged_export(mlflow_uri, tmp_path)
+    run_id, export = logged_export(mlflow_uri, tmp_path, TAGS)
     wanted = request(mlflow_uri, "main.registrar.chat", export, run_id)
     assert registrar.outcome(("ns", "chat"), wanted) is None
     assert done.wait(30) and woken == [("ns", "chat")]

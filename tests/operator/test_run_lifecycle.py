@@ -32,7 +32,7 @@ def test_apply_to_registered_model(runs, mlflow_uri, tmp_path):
     assert sorted(p.spec.hostname for p in pods) == ["chat-train-0-0", "chat-train-0-1"]
     assert {p.spec.subdomain for p in pods} == {"chat-workers"}
 
-    run_id, export = logged_export(mlflow_uri, tmp_path)
+    run_id, export = logged_export(mlflow_uri, tmp_path, runs.tags(name))
     runs.report(name, report(stage="MODEL_INITIALIZED", mlflowRunId=run_id))
     runs.report(
         name,
