@@ -22,38 +22,51 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # uid/gid 1000 match the chart's and the operator's runAsUser/runAsGroup.
 RUN groupadd --gid 1000 kubetune \
     && useradd --uid 1000 --gid 1000 --no-log-init --create-home --shell /usr/sbin/nologin kubetune \
-    && python -m venv /opt/kubetune
+    && python -m venv /opt/kubetune \
+    && find /opt/kubetune -depth -type d \( -name __pycache__ -o -name tests \) -exec rm -rf {} +
 WORKDIR /src
 
 # ---------------------------------------------------------------- Kubetune as a wheel
+# Built, then installed under /install as it lies in the virtualenv; the targets
+# copy that tree. A COPY is keyed on its content by every builder (buildah's
+# layer cache does not see a changed RUN --mount=type=bind source).
 FROM base AS wheel
 COPY pyproject.toml setup.py constraints.txt README.md ./
 COPY kubetune ./kubetune
 COPY operator ./operator
 COPY trainer ./trainer
 RUN --mount=type=cache,target=/root/.cache/pip \
-    PIP_CONSTRAINT=/src/constraints.txt pip wheel --no-deps --wheel-dir /dist .
+    --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
+    --mount=type=secret,id=ca.crt \
+    PIP_CONSTRAINT=/src/constraints.txt pip wheel --no-deps --wheel-dir /dist . \
+    && pip install --no-deps --no-compile --root /install /dist/*.whl
 
 # ---------------------------------------------------------------- dependencies only
 # An empty project with the real metadata: pip resolves the extra's pinned
-# dependencies; the empty kubetune itself is removed again.
+# dependencies; the empty kubetune itself is removed again. No bytecode and no
+# packages' own test suites: smaller images (docs/operator-guide.md, Images).
 FROM base AS operator-deps
 COPY pyproject.toml setup.py constraints.txt README.md ./
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install --constraint constraints.txt ".[operator]" \
-    && pip uninstall --yes kubetune
+    --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
+    --mount=type=secret,id=ca.crt \
+    PIP_NO_COMPILE=1 pip install --constraint constraints.txt ".[operator]" \
+    && pip uninstall --yes kubetune \
+    && find /opt/kubetune -depth -type d \( -name __pycache__ -o -name tests \) -exec rm -rf {} +
 
 FROM base AS trainer-deps
 COPY pyproject.toml setup.py constraints.txt README.md ./
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install --constraint constraints.txt ".[trainer]" \
-    && pip uninstall --yes kubetune
+    --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
+    --mount=type=secret,id=ca.crt \
+    PIP_NO_COMPILE=1 pip install --constraint constraints.txt ".[trainer]" \
+    && pip uninstall --yes kubetune \
+    && find /opt/kubetune -depth -type d \( -name __pycache__ -o -name tests \) -exec rm -rf {} +
 
 # ---------------------------------------------------------------- operator
 FROM base AS operator
 COPY --from=operator-deps /opt/kubetune /opt/kubetune
-RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
-    pip install --no-cache-dir --no-deps /dist/*.whl
+COPY --from=wheel /install/opt/kubetune /opt/kubetune
 USER 1000:1000
 WORKDIR /tmp
 EXPOSE 8080
@@ -64,8 +77,7 @@ CMD ["operator", "--config", "/etc/kubetune/config.yaml", "--liveness", "http://
 # ---------------------------------------------------------------- trainer
 FROM base AS trainer
 COPY --from=trainer-deps /opt/kubetune /opt/kubetune
-RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
-    pip install --no-cache-dir --no-deps /dist/*.whl
+COPY --from=wheel /install/opt/kubetune /opt/kubetune
 USER 1000:1000
 WORKDIR /tmp
 # The operator's training Job starts `torchrun ... -m kubetune.trainer --config FILE`

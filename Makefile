@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PYTHONSAFEPATH := 1
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: setup cluster-bins cluster-up cluster-down quickstart test test-slow test-faults test-unit test-transformers-floor crd clean
+.PHONY: setup cluster-bins cluster-up cluster-down quickstart test test-slow test-faults test-unit test-transformers-floor crd clean images test-images
 
 setup:
 	hack/setup-python.sh
@@ -43,6 +43,15 @@ test-faults: setup cluster-bins
 
 test-unit: setup
 	$(PYTEST) tests/unit
+
+# Both images, tagged as the chart expects (Docker where an engine runs, else buildah; see hack/build-images.sh).
+images:
+	hack/build-images.sh
+
+# The image tests alone (part of `make test`): build both images with buildah, run the chart's operator
+# Deployment and the training Job's command in them; the build script's own checks.
+test-images: setup cluster-bins
+	$(PYTEST) tests/images
 
 crd: setup
 	$(BIN)/kubetune crd --write

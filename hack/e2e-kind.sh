@@ -9,9 +9,9 @@
 # Needs: docker (a running engine), kind, kubectl, helm. It has not run in
 # Kubetune's CI, which has no Docker engine; what it shares with the tested path
 # is the same code: the chart (charts/kubetune), the values in hack/kind/values.yaml
-# (rendered by tests/chart/test_render.py), the Dockerfile (linted by
-# tests/chart/test_dockerfile.py) and examples/quickstart.yaml (created on the
-# test control plane by tests/examples).
+# (rendered by tests/chart/test_render.py), the images and their build script
+# hack/build-images.sh (built with buildah and run by tests/images), and
+# examples/quickstart.yaml (created on the test control plane by tests/examples).
 #
 # Env: CLUSTER (default kubetune-e2e), NAMESPACE (runs; default kubetune-e2e),
 #      TIMEOUT (seconds to wait for the run; default 1800).
@@ -43,9 +43,9 @@ else
 fi
 
 # ---------------------------------------------------------------- images (tags match hack/kind/values.yaml)
+# The same build as `make images` and the image tests (proxies, CA bundle, base image), with Docker.
 log "building the operator and trainer images"
-DOCKER_BUILDKIT=1 docker build --target operator -t kubetune/operator:e2e "$ROOT"
-DOCKER_BUILDKIT=1 docker build --target trainer -t kubetune/trainer:e2e "$ROOT"
+ENGINE=docker "$ROOT/hack/build-images.sh" --target operator -t kubetune/operator:e2e --target trainer -t kubetune/trainer:e2e >&2
 kind load docker-image --name "$CLUSTER" kubetune/operator:e2e kubetune/trainer:e2e
 
 # ---------------------------------------------------------------- MLflow, chart

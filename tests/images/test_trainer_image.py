@@ -1,0 +1,205 @@
+"""The trainer image, built here, runs the training Job's own container command on CPU to a checkpoint and an export.
+
+The operator's builders make the run's children exactly as the operator does (reconcile.training_children:
+the trainer ConfigMap and the Indexed Job) for the quickstart's tiny model and chat data on a claim, as
+hack/e2e-kind.sh runs it, on the CPU pool. The test then does what a kubelet would: every volume of the
+pod becomes a host folder (the ConfigMap's files, the checkpoint claim, the data claim from examples/,
+emptyDirs), `$(JOB_COMPLETION_INDEX)` becomes 0, pod 0's name in the headless Service resolves to this
+machine, and the container's command runs in the image as the pod's user, with the pod's environment.
+Host network: the rendezvous port moves to a free one, and the trainer's thread count is pinned to one
+(the trainer tests' rule on shared two-core machines). MLflow is a real server that serves artifacts over
+HTTP, as the one of hack/kind/mlflow.yaml does, so the export reaches it the way it does from a pod.
+There is no cluster: the trainer says it cannot report progress and trains on (tests/e2e has the reports).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers.cluster import REPO_ROOT
+from helpers.mlflow_server import free_port, mlflow_executable
+from images.containers import Image, Mount, chart_tags, writable_folder
+from kubetune.api import checkpoints
+from kubetune.api.spec import FineTuneRunSpec
+from kubetune.api.status import FineTuneRunStatus
+from kubetune.api.trainer_config import TrainerConfig
+from kubetune.operator.builders.common import RunRef
+from kubetune.operator.config import OperatorConfig
+from kubetune.operator.placement import resolve_placement
+from kubetune.operator.reconcile import RunView, training_children
+
+pytestmark = [pytest.mark.images, pytest.mark.trainer, pytest.mark.mlflow]
+
+RUN = RunRef("quickstart", "team-a", "0c5e1d6e-0000-4000-8000-000000000001")
+DATA_CLAIM = "kubetune-quickstart"  # hack/e2e-kind.sh copies examples/models and examples/data onto it
+STEPS = 2
+
+
+def test_trainer_image_is_the_pods_user_with_the_trainer_entrypoint(trainer_image: Image):
+    config = trainer_image.config
+    assert config["User"] == "1000:1000"
+    assert config["Entrypoint"] == ["python", "-m", "kubetune.trainer"]
+    assert config["Cmd"] == ["--help"]
+
+
+def test_trainer_image_has_cuda_torch_and_no_operator_framework(trainer_image: Image):
+    probe = (
+        "import importlib.util as u, json, torch, transformers; "
+        "print(json.dumps({'cuda': torch.version.cuda, 'kopf': u.find_spec('kopf') is not None, "
+        "'kubetune.trainer': u.find_spec('kubetune.trainer') is not None}))"
+    )
+    result = trainer_image.run(["python", "-c", probe], timeout=300)
+    assert result.returncode == 0, result.stdout
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["cuda"], "the trainer image needs PyTorch built for CUDA: the GPU pools run it"
+    assert found["kopf"] is False and found["kubetune.trainer"] is True
+
+
+# ---------------------------------------------------------------- the training Job's command, in the image
+
+
+@pytest.fixture(scope="module")
+def mlflow_serving_artifacts(tmp_path_factory):
+    """`mlflow server --serve-artifacts`, as in hack/kind/mlflow.yaml: clients upload artifacts over HTTP."""
+    folder = tmp_path_factory.mktemp("mlflow-served")
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    command = [
+        *mlflow_executable(), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
+    ]
+    log = folder / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, log.read_text()[-4000:]
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, f"mlflow server not healthy:\n{log.read_text()[-4000:]}"
+                time.sleep(0.5)
+        yield uri
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def quickstart_on_a_claim() -> dict:
+    """examples/quickstart.yaml with its model and data on the claim, as hack/e2e-kind.sh rewrites it; a short run."""
+    manifest = yaml.safe_load((REPO_ROOT / "examples" / "quickstart.yaml").read_text())
+    spec = manifest["spec"]
+    for key in ("model", "trainDataPath", "evalDataPath"):
+        assert spec[key].startswith("./"), spec[key]
+        spec[key] = f"pvc://{DATA_CLAIM}/{spec[key][2:]}"
+    spec["trainingDuration"] = f"{STEPS}ba"
+    return manifest
+
+
+def operator_config(mlflow_uri: str) -> OperatorConfig:
+    """The example operator configuration, on its CPU pool, with the chart's trainer image and this MLflow."""
+    data = yaml.safe_load((REPO_ROOT / "examples" / "operator-config.yaml").read_text())
+    data["defaults"]["pool"] = "cpu"
+    data["images"]["trainer"] = chart_tags()["trainer"]
+    data["mlflow"] = {"trackingUri": mlflow_uri}
+    return OperatorConfig.model_validate(data)
+
+
+def training_pod(manifest: dict, config: OperatorConfig) -> tuple[dict, dict]:
+    """The trainer ConfigMap and the training Job's pod template, as the operator creates them."""
+    spec = FineTuneRunSpec.parse(manifest["spec"])
+    run = RunView(ref=RUN, generation=1, spec=manifest["spec"], status=FineTuneRunStatus())
+    children = training_children(run, spec, resolve_placement(spec.compute, config), config, attempt=0)
+    [config_map] = [c for c in children if c["kind"] == "ConfigMap"]
+    [job] = [c for c in children if c["kind"] == "Job"]
+    assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 1
+    return config_map, job["spec"]["template"]
+
+
+def pod_volumes(pod_spec: dict, container: dict, config_map: dict, config: OperatorConfig, folder: Path) -> list[Mount]:
+    """Each of the container's volume mounts backed by a host folder holding what the cluster would put there."""
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    mounts = []
+    for mount in container["volumeMounts"]:
+        volume, host = volumes[mount["name"]], folder / mount["name"]
+        claim = volume.get("persistentVolumeClaim", {}).get("claimName")
+        if volume.get("configMap", {}).get("name") == config_map["metadata"]["name"]:
+            host.mkdir(parents=True)
+            for file_name, text in config_map["data"].items():
+                (host / file_name).write_text(text)
+        elif claim == config.checkpoints.claim_name or "emptyDir" in volume:
+            writable_folder(host)  # fsGroup 1000
+        elif claim == DATA_CLAIM:
+            host = REPO_ROOT / "examples"
+        else:
+            raise AssertionError(f"no host folder for the trainer's volume {volume}: teach this test about it")
+        mounts.append(Mount(host, mount["mountPath"], read_only=mount.get("readOnly", False)))
+    return mounts
+
+
+def kubelet_command(container: dict, env: dict[str, str], port: int) -> tuple[list[str], str]:
+    """The command with $(VAR) expanded as the kubelet does and the rendezvous on `port`; and pod 0's host name."""
+    command = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], arg) for arg in container["command"]]
+    [master_port] = [a for a in command if a.startswith("--master-port=")]
+    [master_addr] = [a.split("=", 1)[1] for a in command if a.startswith("--master-addr=")]
+    return [f"--master-port={port}" if a == master_port else a for a in command], master_addr
+
+
+def test_training_job_command_runs_in_the_image_to_a_checkpoint_and_an_export(
+    trainer_image: Image, mlflow_serving_artifacts, tmp_path
+):
+    import mlflow
+
+    config = operator_config(mlflow_serving_artifacts)
+    config_map, template = training_pod(quickstart_on_a_claim(), config)
+    pod_spec = template["spec"]
+    [container] = pod_spec["containers"]
+    assert container["image"] == trainer_image.tag
+    user = f"{pod_spec['securityContext']['runAsUser']}:{pod_spec['securityContext']['runAsGroup']}"
+    assert user == trainer_image.config["User"]
+
+    env = {e["name"]: e["value"] for e in container["env"]}
+    env["JOB_COMPLETION_INDEX"] = "0"  # the Job controller's, for pod 0 of the Indexed Job
+    env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command, pod_0 = kubelet_command(container, env, free_port())
+    assert command[0] == "torchrun" and "--node-rank=0" in command, command
+    mounts = pod_volumes(pod_spec, container, config_map, config, tmp_path / "volumes")
+    volume = next(m.host for m in mounts if m.container == config.checkpoints.mount_path)
+
+    log = tmp_path / "trainer.log"
+    result = trainer_image.run(command, user=user, mounts=mounts, env=env, hosts={pod_0: "127.0.0.1"},
+                               timeout=900, log=log)
+    assert result.returncode == 0, result.stdout[-8000:]
+
+    # The checkpoint and the export on the volume, written by uid 1000.
+    trainer_config = TrainerConfig.load(next((tmp_path / "volumes" / "trainer-config").iterdir()))
+    run_checkpoints = checkpoints.run_checkpoint_dir(volume, RUN.name)
+    latest = (run_checkpoints / checkpoints.LATEST).read_text().strip()
+    assert checkpoints.parse_checkpoint_name(latest)[1] == STEPS
+    assert checkpoints.is_complete(run_checkpoints / latest)
+    export = checkpoints.run_output_dir(volume, RUN.name) / checkpoints.EXPORT_FOLDER
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in export.iterdir()}
+    assert (export / "model.safetensors").stat().st_uid == 1000
+
+    # The MLflow run the trainer made, with every step's loss and the export uploaded as its artifact `model`.
+    client = mlflow.MlflowClient(mlflow_serving_artifacts)
+    experiment = client.get_experiment_by_name(trainer_config.spec.experiment_path)
+    [mlflow_run] = client.search_runs([experiment.experiment_id])
+    assert mlflow_run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(mlflow_run.info.run_id, "loss")] == list(range(1, STEPS + 1))
+    uploaded = {Path(a.path).name for a in client.list_artifacts(mlflow_run.info.run_id, "model")}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= uploaded, uploaded
