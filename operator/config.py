@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from kubetune.api.pod_template_rules import PRIORITY_RULE, SYSTEM_PRIORITY_PREFIX
+from kubetune.api.redaction import carries_credentials, redact
 from kubetune.api.spec import DEFAULT_EXPERIMENT_ROOT, DNS_LABEL_PATTERN, problems_from
 from kubetune.api.trainer_config import DEFAULT_COLLECTIVE_TIMEOUT_SECONDS
 
@@ -75,6 +77,18 @@ class MlflowConfig(_Config):
         description="The same for the operator's own registration calls, mounted into the operator pod by the chart.",
     )
 
+    @field_validator("tracking_uri", "registry_uri")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        """The URI reaches the trainer's ConfigMap, conditions and logs; credentials go by Secret reference."""
+        if value is not None and carries_credentials(value):
+            raise ValueError(
+                f"{redact(value)} carries credentials (user:password@ or a token in the query): put them in the "
+                "Secrets named by credentialsSecret (the trainer) and operatorCredentialsSecret (the operator) as "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+            )
+        return value
+
 
 class CheckpointStorage(_Config):
     """A ReadWriteMany claim in each run's namespace; runs write under <mountPath>/<run name>/."""
@@ -135,6 +149,23 @@ class Reconcile(_Config):
     )
 
 
+class PodTemplatePolicy(_Config):
+    """What runs' compute.podTemplate may use that depends on the cluster (the rest is a fixed allow-list)."""
+
+    allowed_priority_classes: list[str] = Field(
+        default_factory=list,
+        description="PriorityClasses a run's podTemplate.spec.priorityClassName may name; empty: none. "
+        "system-node-critical and system-cluster-critical are never allowed.",
+    )
+
+    @field_validator("allowed_priority_classes")
+    @classmethod
+    def _no_system_classes(cls, value: list[str]) -> list[str]:
+        if any(name.startswith(SYSTEM_PRIORITY_PREFIX) for name in value):
+            raise ValueError(PRIORITY_RULE)
+        return value
+
+
 class OperatorConfig(_Config):
     pools: dict[str, NodePool]
     defaults: Defaults
@@ -144,6 +175,7 @@ class OperatorConfig(_Config):
     kueue: Kueue = Field(default_factory=Kueue)
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty: the whole cluster.")
     reconcile: Reconcile = Field(default_factory=Reconcile)
+    pod_template: PodTemplatePolicy = Field(default_factory=PodTemplatePolicy)
 
     @model_validator(mode="after")
     def _defaults_name_pools(self) -> "OperatorConfig":

@@ -109,6 +109,7 @@ def reconcile(api: ApiClient, config: OperatorConfig, namespace: str, name: str,
         at = now()
         plan = decide(run, observe(api, run), config, at)
         status, registry_down = _apply(api, config, run, plan, at, logger)
+        status = status_io.redacted(status)  # as stored, so a masked message is no transition
         if status_io.changed(run.status, status):
             kube.write_status(api, body, status_io.status_patch(status))
             for transition in conditions.transitions(run.status.conditions, status.conditions):

@@ -17,6 +17,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune.api.redaction import redact
 from kubetune.operator import names
 from kubetune.operator.conditions import Transition
 
@@ -123,7 +124,7 @@ def write_status(api: ApiClient, run: dict[str, Any], status: dict[str, Any]) ->
 
 
 def emit_event(api: ApiClient, run: dict[str, Any], transition: Transition, now: datetime) -> None:
-    """A core/v1 Event on the run; best effort, like every controller's event recorder."""
+    """A core/v1 Event on the run, its message redacted; best effort, like every controller's event recorder."""
     meta = run["metadata"]
     stamp = now.isoformat().replace("+00:00", "Z")
     event = {
@@ -137,7 +138,7 @@ def emit_event(api: ApiClient, run: dict[str, Any], transition: Transition, now:
         },
         "type": transition.type,
         "reason": transition.reason,
-        "message": transition.message[:1024],
+        "message": redact(transition.message)[:1024],
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,
         "reportingInstance": COMPONENT,

@@ -26,7 +26,7 @@ from kubetune.operator.builders.access import build_role, build_role_binding, bu
 from kubetune.operator.builders.common import Manifest, RunRef
 from kubetune.operator.builders.storage import build_checkpoint_claim
 from kubetune.operator.builders.trainer_config import build_trainer_config, build_trainer_config_map
-from kubetune.operator.builders.training import build_training_job, build_workers_service, queue_name
+from kubetune.operator.builders.training import build_training_job, build_workers_service, check_pod_template, queue_name
 from kubetune.operator.builders.validation import build_validation_job
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.observe import JobView
@@ -83,6 +83,7 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
     try:
         spec = FineTuneRunSpec.parse(run.spec)
         placement = resolve_placement(spec.compute, config, spec)
+        check_pod_template(spec, config)  # what this operator's configuration allows (priority classes)
         budget = retry_budget(spec, config)
     except SpecError as error:
         return Plan(fail(status, c.INVALID_SPEC, str(error), now))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from kubetune.api.redaction import redact
 from kubetune.operator.reconcile import RegistrationRequest
 
 # MLflow error codes that retrying cannot fix.
@@ -44,7 +45,7 @@ def register(request: RegistrationRequest) -> RegistrationOutcome:
     try:
         version = register_model(request.tracking_uri, request.name, request.source, request.run_id, request.tags)
     except Exception as error:  # noqa: BLE001 - every MLflow/HTTP fault is classified, none crashes the operator
-        text = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        text = redact(f"{type(error).__name__}: {error}").splitlines()[0][:300]  # masked whole, then cut
         if is_permanent(error):
             return RegistrationOutcome(permanent_error=text)
         return RegistrationOutcome(transient_error=text)

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 import kopf
 
 from kubetune import kube_client
+from kubetune.api.redaction import redact
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.handlers import QUIET_HANDLERS, build_registry
 
 FINALIZER = "kubetune.io/operator"
 KOPF_OBJECT_LOGGER = "kopf.objects"  # kopf's per-object logger: handler outcomes, "[ns/name] ..." lines
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,20 @@ class QuietSuccess(logging.Filter):
         return not (record.levelno == logging.INFO and self._success.fullmatch(record.getMessage()))
 
 
+class RedactingFormatter(logging.Formatter):
+    """Every line with its credentials masked (kubetune.api.redaction), tracebacks included: kopf, the kubernetes
+    client and MLflow put URIs and error texts from anywhere into the operator's log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def redact_logs(fmt: str = LOG_FORMAT) -> None:
+    """Give every handler of the root logger (where kopf's and the clients' loggers end up) the redacting formatter."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(RedactingFormatter(fmt))
+
+
 def quiet_routine_successes(handler_ids: Iterable[str] = QUIET_HANDLERS) -> QuietSuccess:
     """Install QuietSuccess on kopf's per-object logger (once); returns the installed filter."""
     logger = logging.getLogger(KOPF_OBJECT_LOGGER)
@@ -64,7 +80,8 @@ def quiet_routine_successes(handler_ids: Iterable[str] = QUIET_HANDLERS) -> Quie
 
 
 def run(config: OperatorConfig, options: RunOptions) -> None:
-    logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO, format=LOG_FORMAT)
+    redact_logs()
     # The resync timer (every run, every tick) and the child handlers (every Job/pod event) succeed
     # all the time; their success lines would drown the log. Their failures are still logged.
     quiet_routine_successes()

@@ -1,10 +1,12 @@
-"""Between the run's raw status dict and the typed status: parse tolerantly, write only what changed."""
+"""Between the run's raw status dict and the typed status: parse tolerantly, write only what changed, and never
+a credential (every string the operator writes is redacted: a message may quote an error, a URI, a log line)."""
 
 from typing import Any
 
 from pydantic import ValidationError
 
 from kubetune.api.progress import TrainerReport
+from kubetune.api.redaction import redact_strings
 from kubetune.api.status import FineTuneRunStatus
 
 _OWN_FIELDS = [f.alias or name for name, f in FineTuneRunStatus.model_fields.items() if name != "report"]
@@ -26,10 +28,17 @@ def parse_report(raw: dict[str, Any] | None) -> TrainerReport | None:
         return None
 
 
-def status_patch(status: FineTuneRunStatus) -> dict[str, Any]:
-    """Every operator-owned field as a JSON merge patch: null removes a field that became unset, at any depth
-    of an object (a stopped run's progress.eta), while a list is replaced whole. `report` is never touched."""
+def redacted(status: FineTuneRunStatus) -> FineTuneRunStatus:
+    """The status as it may be written: every string with its credentials masked (kubetune.api.redaction)."""
     dumped = status.model_dump(by_alias=True, mode="json", exclude={"report"})
+    return FineTuneRunStatus.model_validate(redact_strings(dumped))
+
+
+def status_patch(status: FineTuneRunStatus) -> dict[str, Any]:
+    """Every operator-owned field, redacted, as a JSON merge patch: null removes a field that became unset, at
+    any depth of an object (a stopped run's progress.eta), while a list is replaced whole. `report` is never
+    touched."""
+    dumped = redact_strings(status.model_dump(by_alias=True, mode="json", exclude={"report"}))
     return {key: _merge_value(dumped.get(key)) for key in _OWN_FIELDS}
 
 
@@ -51,5 +60,6 @@ def _without_nulls(value: Any) -> Any:
 
 
 def changed(before: FineTuneRunStatus, after: FineTuneRunStatus) -> bool:
-    dump = lambda s: s.model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"report"})  # noqa: E731
+    """Compared as written (redacted): a status that differs only in a masked credential is not a change."""
+    dump = lambda s: redact_strings(s.model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"report"}))  # noqa: E731
     return dump(before) != dump(after)

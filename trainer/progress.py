@@ -16,6 +16,7 @@ from typing import Protocol
 
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.api.progress import TrainerReport
+from kubetune.api.redaction import redact_strings
 from kubetune.api.trainer_config import ProgressTarget, RunIdentity
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ class NullReporter:
 
 
 def report_json(report: TrainerReport) -> dict:
-    return report.model_dump(mode="json", by_alias=True, exclude_none=True)
+    """The report as sent, its credentials masked: it lands in the run's status, which many can read."""
+    return redact_strings(report.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 class FileReporter:

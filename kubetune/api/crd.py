@@ -13,7 +13,9 @@ import yaml
 from kubetune import api
 from kubetune.api import supported_models
 from kubetune.api.locations import MODEL_PATH_PREFIXES, MODEL_RULE
-from kubetune.api.spec import FineTuneRunSpec
+from kubetune.api.pod_template import CEL, REFUSED
+from kubetune.api.redaction import CREDENTIALS_RULE, URI_CREDENTIALS_PATTERN
+from kubetune.api.spec import URI_FIELDS, FineTuneRunSpec
 from kubetune.api.status import FineTuneRunStatus
 
 CRD_FILE = f"{api.GROUP}_{api.PLURAL}.yaml"
@@ -43,7 +45,9 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
     def convert(node: dict[str, Any]) -> dict[str, Any]:
         if "$ref" in node:
             target = definitions[node["$ref"].rsplit("/", 1)[-1]]
-            return convert({**target, **{k: v for k, v in node.items() if k != "$ref"}})
+            rules = [*target.get(CEL, []), *node.get(CEL, [])]  # the model's rules and the field's
+            merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+            return convert({**merged, CEL: rules} if rules else merged)
         if "anyOf" in node:  # Optional[X] is anyOf [X, null]: the API server expresses it by omission
             options = [o for o in node["anyOf"] if o.get("type") != "null"]
             if len(options) != 1:
@@ -63,16 +67,31 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
                     out["x-kubernetes-preserve-unknown-fields"] = True
                 elif isinstance(value, dict):
                     out[key] = convert(value)
+            elif key == "const":  # a Literal: the API server knows enum, not const
+                out["enum"] = [value]
             else:
                 out[key] = value
-        if out.get("x-kubernetes-preserve-unknown-fields"):
+        if out.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
             out["type"] = "object"
+        refusals = [_refusal(name, prop.pop(REFUSED)) for name, prop in out.get("properties", {}).items() if REFUSED in prop]
+        if refusals:
+            out[CEL] = [*refusals, *out.get(CEL, [])]
         return out
 
     result = convert(schema)
     if "description" in result:
         result["description"] = " ".join(result["description"].split())
     return result
+
+
+def _refusal(field: str, reason: str) -> dict[str, Any]:
+    """A refused property (kubetune.api.pod_template.refused) as the CEL rule that names it and says why."""
+    return {
+        "rule": f"!has(self.{field})",
+        "message": f"{field} is not allowed in a pod template: {reason}",
+        "fieldPath": f".{field}",
+        "reason": "FieldValueForbidden",
+    }
 
 
 def _cel_string_list(values: list[str]) -> str:
@@ -95,6 +114,15 @@ def spec_validations(spec_schema: dict[str, Any]) -> list[dict[str, Any]]:
             "message": f"spec.{field} cannot change after the run is created: create a new FineTuneRun instead",
             "fieldPath": f".{field}",
             "reason": "FieldValueForbidden",
+        })
+    for field in URI_FIELDS:
+        # On the spec, not on the field: the API server then names the field without echoing its value.
+        matches = f"self.{field}.matches({json.dumps(URI_CREDENTIALS_PATTERN)})"
+        rules.append({
+            "rule": f"!{matches}" if field in required else f"!has(self.{field}) || !{matches}",
+            "message": f"{field} {CREDENTIALS_RULE}",
+            "fieldPath": f".{field}",
+            "reason": "FieldValueInvalid",
         })
     names = sorted(supported_models.SUPPORTED_MODELS)
     path_test = " || ".join(f"self.model.startsWith({json.dumps(p)})" for p in MODEL_PATH_PREFIXES)

@@ -15,6 +15,8 @@ torchrun, the container's command, exits 1 whatever code its workers exit with.
 
 from enum import Enum
 
+from kubetune.api.redaction import redact
+
 USER_ERROR_EXIT = 2
 PREEMPTED_EXIT = 143  # 128 + SIGTERM: the conventional status of a process ended by SIGTERM
 USER_ERROR_MARK = "[kubetune:user-error] "
@@ -34,8 +36,8 @@ _MARKS = {EndedAs.USER_ERROR: USER_ERROR_MARK, EndedAs.PREEMPTED: PREEMPTED_MARK
 
 
 def termination_message(ended_as: EndedAs, text: str) -> str:
-    """The marked termination message, within what the kubelet keeps."""
-    message = _MARKS.get(ended_as, "") + text
+    """The marked termination message, within what the kubelet keeps, its credentials masked (it reaches status)."""
+    message = _MARKS.get(ended_as, "") + redact(text)
     return message.encode()[:TERMINATION_MESSAGE_LIMIT].decode(errors="ignore")
 
 

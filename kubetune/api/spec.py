@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from kubetune.api import supported_models
 from kubetune.api.identifiers import DNS_LABEL_PATTERN, DNS_LABEL_RULE, IDENTIFIER
@@ -17,6 +17,8 @@ from kubetune.api.locations import CUSTOM_WEIGHTS_ON_OBJECT_STORE, Location, par
 from kubetune.api.data_rules import resolve_context_length
 from kubetune.api.duration import DURATION_PATTERN, DURATION_RULE, TrainingDuration
 from kubetune.api.errors import SpecError, SpecProblem
+from kubetune.api.pod_template import PodTemplate
+from kubetune.api.redaction import CREDENTIALS_RULE, carries_credentials, redact
 
 DEFAULT_EXPERIMENT_ROOT = "/Users"
 REGISTER_TO_PATTERN = rf"^{IDENTIFIER}\.{IDENTIFIER}(\.{IDENTIFIER})?$"
@@ -26,6 +28,9 @@ REGISTER_TO_RULE = (
 )
 LEARNING_RATE_PATTERN = r"^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 LEARNING_RATE_RULE = "must be a positive number written as a string, e.g. \"5e-6\""
+# Paths and URIs, stored in the run and the trainer's ConfigMap: credentials in them are refused (the CRD has a
+# CEL rule for each, kubetune.api.crd).
+URI_FIELDS = ("model", "trainDataPath", "evalDataPath", "customWeightsPath")
 
 
 class TaskType(str, Enum):
@@ -53,11 +58,12 @@ class Compute(_CamelModel):
     )
     nodes: int | None = Field(None, ge=1, le=1024, description="Number of nodes (one training pod per node).")
     gpus_per_node: int | None = Field(None, ge=0, le=64, description="GPUs per node; default: the pool's GPUs per node.")
-    pod_template: dict[str, Any] | None = Field(
+    pod_template: PodTemplate | None = Field(
         None,
-        description="For experts: a partial pod template merged into the training pods (extra volumes, env, "
-        "annotations). Kubetune's security context and GPU requests still apply.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description="For experts: additions to the training pods, within an allow-list: labels, annotations, "
+        "affinity and tolerations within the pool, env, envFrom, volumes of safe kinds and their mounts on the "
+        "trainer container, image pull Secrets, an allowed priority class. Everything else is refused, naming the "
+        "field; Kubetune's security context, placement, env and mounts always stay.",
     )
 
     @model_validator(mode="after")
@@ -73,12 +79,14 @@ class FineTuneRunSpec(_CamelModel):
     model: str = Field(
         ...,
         min_length=1,
+        max_length=4096,
         description="The base model: a supported model name (e.g. meta-llama/Llama-3.2-3B-Instruct) or the path "
         "or URI of a Hugging Face model folder.",
     )
     train_data_path: str = Field(
         ...,
         min_length=1,
+        max_length=4096,
         description="Training data: a JSONL file or folder at pvc://CLAIM/path, s3://, gs://, abfs://, a local path, "
         "a Hugging Face dataset org/name/split, or a Delta table folder.",
     )
@@ -89,7 +97,12 @@ class FineTuneRunSpec(_CamelModel):
         "without a name, the run's name is used.",
     )
     task_type: TaskType = Field(TaskType.CHAT_COMPLETION, description="What the data teaches.")
-    eval_data_path: str | None = Field(None, min_length=1, description="Evaluation data, in the same forms as trainDataPath.")
+    eval_data_path: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="Evaluation data, in the same forms as trainDataPath.",
+    )
     eval_prompts: list[str] | None = Field(
         None,
         max_length=64,
@@ -99,6 +112,7 @@ class FineTuneRunSpec(_CamelModel):
     custom_weights_path: str | None = Field(
         None,
         min_length=1,
+        max_length=4096,
         description="Start from an earlier run's checkpoint: a checkpoint folder (…/ep2-ba300), a run's `latest`, "
         "or an earlier run's name.",
     )
@@ -152,6 +166,13 @@ class FineTuneRunSpec(_CamelModel):
     def _learning_rate_positive(cls, value: str | None) -> str | None:
         if value is not None and not (math.isfinite(float(value)) and float(value) > 0):
             raise ValueError(LEARNING_RATE_RULE)
+        return value
+
+    @field_validator(*(to_snake(f) for f in URI_FIELDS))
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        if value is not None and carries_credentials(value):
+            raise ValueError(CREDENTIALS_RULE)
         return value
 
     @field_validator("model")
@@ -244,8 +265,10 @@ def problems_from(error: ValidationError, field_prefix: str) -> list[SpecProblem
         field = ".".join([field_prefix, *(to_camel(p) if not p.isdigit() else p for p in loc)])
         rule = _RULES.get(item["type"]) or _rule_text(item)
         value = None if item["type"] == "missing" else item.get("input")
-        if isinstance(value, dict):
-            value = None
+        if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict) for v in value)):
+            value = None  # a whole object is noise in a one-line problem
+        elif isinstance(value, str):
+            value = redact(value)  # problems reach conditions, Events and logs
         problems.append(SpecProblem(field, rule, value))
     return problems
 

@@ -1,7 +1,8 @@
 """The training job: a headless Service and an Indexed Job running torchrun, one pod per node."""
 
-from typing import Any
-
+from kubetune.api.errors import SpecError, SpecProblem
+from kubetune.api.pod_template import PodTemplate
+from kubetune.api.pod_template_rules import TRAINER_CONTAINER
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.operator import names
 from kubetune.operator.builders import common
@@ -9,26 +10,11 @@ from kubetune.operator.builders.common import Manifest, RunRef
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.placement import Placement
 
-TRAINER_CONTAINER = "trainer"
-# Fields of the pod spec that Kubetune owns; a user's podTemplate cannot change them.
-_PROTECTED_POD_FIELDS = frozenset(
-    {
-        "containers",
-        "securityContext",
-        "restartPolicy",
-        "subdomain",
-        "hostname",
-        "serviceAccountName",
-        "serviceAccount",
-        "automountServiceAccountToken",
-        "hostNetwork",
-        "hostPID",
-        "hostIPC",
-        "terminationGracePeriodSeconds",
-    }
-)
-_APPENDED_POD_FIELDS = ("volumes", "tolerations", "imagePullSecrets", "initContainers")
-_APPENDED_CONTAINER_FIELDS = ("env", "envFrom", "volumeMounts")
+# How each field kubetune.api.pod_template allows joins Kubetune's pod: lists go after Kubetune's items (the pool's
+# tolerations, Kubetune's volumes), the rest are set (Kubetune sets none of them).
+_APPENDED_POD_FIELDS = ("tolerations", "imagePullSecrets", "volumes")
+_SET_POD_FIELDS = ("affinity", "topologySpreadConstraints", "priorityClassName")
+PRIORITY_FIELD = "spec.compute.podTemplate.spec.priorityClassName"
 
 
 def build_workers_service(run: RunRef) -> Manifest:
@@ -137,32 +123,61 @@ def build_training_pod_template(
         pod_spec["imagePullSecrets"] = common.image_pull_secrets(config)
     template = {"metadata": {"labels": names.labels(run.name, names.TRAINER, attempt)}, "spec": pod_spec}
     override = spec.compute.pod_template if spec.compute else None
-    return merge_pod_template(template, override) if override else template
+    if override is None:
+        return template
+    check_pod_template(spec, config)  # never a pod the configuration does not allow, even if decide() missed it
+    return merge_pod_template(template, override)
 
 
-def merge_pod_template(template: Manifest, override: dict[str, Any]) -> Manifest:
-    """Merge an expert's partial pod template: additions only, Kubetune's security and placement stay."""
-    merged = {"metadata": dict(template["metadata"]), "spec": dict(template["spec"])}
-    meta = override.get("metadata") or {}
+def pod_template_problems(template: PodTemplate | None, config: OperatorConfig) -> list[SpecProblem]:
+    """What the run's podTemplate asks that this operator's configuration does not allow (the fixed allow-list
+    is the spec's own: kubetune.api.pod_template)."""
+    priority = template.spec.priority_class_name if template and template.spec else None
+    allowed = config.pod_template.allowed_priority_classes
+    if priority is None or priority in allowed:
+        return []
+    choice = f"one of {sorted(allowed)}" if allowed else "unset: this operator allows no priority class"
+    rule = f"must be {choice} (the operator configuration's podTemplate.allowedPriorityClasses)"
+    return [SpecProblem(PRIORITY_FIELD, rule, priority)]
+
+
+def check_pod_template(spec: FineTuneRunSpec, config: OperatorConfig) -> None:
+    """Raise SpecError (the run fails InvalidSpec) for a podTemplate this operator's configuration refuses."""
+    problems = pod_template_problems(spec.compute.pod_template if spec.compute else None, config)
+    if problems:
+        raise SpecError(problems)
+
+
+def merge_pod_template(template: Manifest, override: PodTemplate) -> Manifest:
+    """Add an expert's podTemplate, already within kubetune.api.pod_template's allow-list: every addition comes
+    after Kubetune's own, which stay and win (labels, env, volumes, mounts, the pool's placement)."""
+    extra = override.model_dump(by_alias=True, exclude_none=True, mode="json")
+    meta, pod_extra = extra.get("metadata", {}), extra.get("spec", {})
+    metadata = dict(template["metadata"])
     for key in ("labels", "annotations"):
         if meta.get(key):
-            merged["metadata"][key] = {**meta[key], **template["metadata"].get(key, {})}
-    for key, value in (override.get("spec") or {}).items():
-        if key in _APPENDED_POD_FIELDS:
-            merged["spec"][key] = [*template["spec"].get(key, []), *value]
-        elif key == "containers":
-            merged["spec"]["containers"] = [_merge_container(c, value) for c in template["spec"]["containers"]]
-        elif key not in _PROTECTED_POD_FIELDS and key not in template["spec"]:
-            merged["spec"][key] = value
-    return merged
+            metadata[key] = {**meta[key], **template["metadata"].get(key, {})}
+    pod = dict(template["spec"])
+    for key in _APPENDED_POD_FIELDS:
+        if pod_extra.get(key):
+            pod[key] = [*pod.get(key, []), *pod_extra[key]]
+    for key in _SET_POD_FIELDS:
+        if key in pod_extra:
+            pod[key] = pod_extra[key]
+    [theirs] = pod_extra.get("containers") or [{}]  # at most one: the trainer's
+    pod["containers"] = [_merge_trainer(c, theirs) if c["name"] == TRAINER_CONTAINER else c for c in pod["containers"]]
+    return {"metadata": metadata, "spec": pod}
 
 
-def _merge_container(ours: Manifest, overrides: list[Manifest]) -> Manifest:
-    theirs = next((c for c in overrides if c.get("name") == ours["name"]), {})
+def _merge_trainer(ours: Manifest, theirs: Manifest) -> Manifest:
+    """env and mounts after Kubetune's (their names cannot clash: the allow-list reserves Kubetune's); envFrom
+    before Kubetune's, because among envFrom sources the last wins and Kubetune's credentials Secret must."""
     merged = dict(ours)
-    for key in _APPENDED_CONTAINER_FIELDS:
+    for key in ("env", "volumeMounts"):
         if theirs.get(key):
             merged[key] = [*ours.get(key, []), *theirs[key]]
+    if theirs.get("envFrom"):
+        merged["envFrom"] = [*theirs["envFrom"], *ours.get("envFrom", [])]
     return merged
 
 

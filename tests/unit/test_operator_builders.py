@@ -1,6 +1,8 @@
 import pytest
 
 from helpers.operator_factories import REF, make_config, make_spec
+from kubetune.api.errors import SpecError
+from kubetune.api.pod_template import PodTemplate
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.operator.builders.access import build_role, build_role_binding, build_service_account
 from kubetune.operator.builders.storage import build_checkpoint_claim
@@ -40,7 +42,8 @@ class TestTrainingJob:
         # torchrun waits this long for its workers after SIGTERM before killing them (30 s unless told).
         assert {"name": "TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "value": "110"} in trainer_container(job)["env"]
         template = {"spec": {"terminationGracePeriodSeconds": 1}}
-        assert merge_pod_template(job["spec"]["template"], template)["spec"]["terminationGracePeriodSeconds"] == 120
+        with pytest.raises(SpecError, match=r"spec.compute.podTemplate.spec.terminationGracePeriodSeconds: is not allowed"):
+            FineTuneRunSpec.parse(make_spec(compute={"podTemplate": template}))
 
     def test_the_collective_timeout_reaches_the_trainer(self):
         config = make_config(defaults={"pool": "h100", "collectiveTimeoutSeconds": 600})
@@ -117,21 +120,19 @@ def test_queue_name_prefers_the_runs_label(labels, configured, expected):
 
 
 def test_pod_template_override_adds_but_cannot_weaken_security():
+    """The allow-list itself is tests/unit/test_pod_template.py; here: additions join, Kubetune's fields stay."""
     base = training_job()["spec"]["template"]
-    override = {
+    override = PodTemplate.model_validate({
         "metadata": {"annotations": {"team": "nlp"}},
         "spec": {
-            "priorityClassName": "high",
-            "securityContext": {"runAsUser": 0},
             "volumes": [{"name": "extra", "emptyDir": {}}],
             "containers": [{"name": "trainer", "env": [{"name": "NCCL_DEBUG", "value": "INFO"}]}],
         },
-    }
+    })
     merged = merge_pod_template(base, override)
     assert merged["metadata"]["annotations"] == {"team": "nlp"}
-    assert merged["spec"]["priorityClassName"] == "high"
     assert merged["spec"]["securityContext"]["runAsUser"] == 1000
-    assert merged["spec"]["volumes"][-1]["name"] == "extra"
+    assert merged["spec"]["volumes"][-1] == {"name": "extra", "emptyDir": {}}
     assert {"name": "NCCL_DEBUG", "value": "INFO"} in merged["spec"]["containers"][0]["env"]
 
 
