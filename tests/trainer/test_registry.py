@@ -8,25 +8,25 @@ from kubetune.registry import RegisteredVersion, register_model
 pytestmark = pytest.mark.mlflow
 
 
-def _logged_source(uri: str, tmp_path) -> tuple[str, str]:
-    """A run with an artifact folder to register, like the trainer's final export."""
+def _logged_source(uri: str, folder, tags: dict[str, str]) -> tuple[str, str]:
+    """A run tagged with its FineTuneRun, with an artifact folder to register, like the trainer's final export."""
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
-    experiment = client.create_experiment(f"/Users/ns/registry-{tmp_path.name}")
-    run = client.create_run(experiment)
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "config.json").write_text("{}")
-    client.log_artifacts(run.info.run_id, str(tmp_path / "model"), "model")
+    experiment = client.create_experiment(f"/Users/ns/registry-{folder.parent.name}-{folder.name}")
+    run = client.create_run(experiment, tags=tags)
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "config.json").write_text("{}")
+    client.log_artifacts(run.info.run_id, str(folder / "model"), "model")
     return run.info.run_id, f"{run.info.artifact_uri}/model"
 
 
 def test_registers_a_tagged_version_once(mlflow_uri, tmp_path):
     from mlflow import MlflowClient
 
-    run_id, source = _logged_source(mlflow_uri, tmp_path)
-    name = f"main.default.reg_{tmp_path.name.replace('-', '_')}"
     tags = {RUN_TAG: "ns/my-run", RUN_UID_TAG: "uid-1"}
+    run_id, source = _logged_source(mlflow_uri, tmp_path, tags)
+    name = f"main.default.reg_{tmp_path.name.replace('-', '_')}"
 
     first = register_model(mlflow_uri, name, source, run_id, tags)
     retried = register_model(mlflow_uri, name, source, run_id, tags)
@@ -41,10 +41,11 @@ def test_registers_a_tagged_version_once(mlflow_uri, tmp_path):
 
 
 def test_another_run_gets_the_next_version(mlflow_uri, tmp_path):
-    run_id, source = _logged_source(mlflow_uri, tmp_path)
     name = f"main.default.next_{tmp_path.name.replace('-', '_')}"
+    versions = []
+    for run in ("a", "b"):
+        tags = {RUN_TAG: f"ns/{run}", RUN_UID_TAG: f"uid-{run}"}
+        run_id, source = _logged_source(mlflow_uri, tmp_path / run, tags)
+        versions.append(register_model(mlflow_uri, name, source, run_id, tags).version)
 
-    first = register_model(mlflow_uri, name, source, run_id, {RUN_TAG: "ns/a", RUN_UID_TAG: "uid-a"})
-    second = register_model(mlflow_uri, name, source, run_id, {RUN_TAG: "ns/b", RUN_UID_TAG: "uid-b"})
-
-    assert (first.version, second.version) == ("1", "2")
+    assert versions == ["1", "2"]
