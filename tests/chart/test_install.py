@@ -15,8 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ import yaml
 
 from helpers.cluster import REPO_ROOT, kubectl, kubectl_binary, prebound_volume
 from helpers.helm import CHART, VALUES_DIR, run_helm
+from helpers.health import wait_healthy
 from helpers.mlflow_server import logged_export
 from kubetune.api.progress import CheckpointRef, TrainerReport
 
@@ -162,7 +161,8 @@ def test_operator_completes_a_run_with_the_chart_permissions(kubeconfig, kube_ap
         operator = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     runs = RunDriver(kube_api, kubeconfig, release.run_namespace)
     try:
-        _wait_healthy(port, operator, log_path)
+        wait_healthy(f"http://127.0.0.1:{port}/healthz", lambda: operator.poll() is not None,
+                     lambda: log_path.read_text(errors="replace"))
         _complete_a_run(runs, mlflow_uri, tmp_path)
         logs = log_path.read_text(errors="replace")
         assert "Forbidden" not in logs and " 403" not in logs, logs[-5000:]
@@ -177,20 +177,6 @@ def test_operator_completes_a_run_with_the_chart_permissions(kubeconfig, kube_ap
                 operator.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(operator.pid, signal.SIGKILL)
-
-
-def _wait_healthy(port: int, operator: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert operator.poll() is None, f"the operator exited:\n{log_path.read_text(errors='replace')[-5000:]}"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the operator's liveness endpoint never answered:\n{log_path.read_text(errors='replace')[-5000:]}")
 
 
 def _complete_a_run(runs, mlflow_uri: str, tmp_path: Path) -> None:

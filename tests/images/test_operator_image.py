@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -25,6 +24,7 @@ import yaml
 
 from helpers.cluster import REPO_ROOT, kubectl, kubectl_binary, prebound_volume
 from helpers.helm import CHART, VALUES_DIR, helm_binary, run_helm
+from helpers.health import wait_healthy
 from helpers.mlflow_server import free_port
 from helpers.operator_driver import RunDriver, delete_runs_and_wait
 from images.containers import Image, Mount, chart_tags, writable_folder
@@ -143,20 +143,6 @@ def container_volumes(kubeconfig: str, pod_spec: dict, container: dict, namespac
     return mounts
 
 
-def wait_healthy(url: str, container, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert container.process.poll() is None, f"the operator exited:\n{container.logs()[-6000:]}"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the operator's health endpoint never answered:\n{container.logs()[-6000:]}")
-
-
 @pytest.mark.cluster
 def test_chart_deployment_from_the_image_takes_a_run_to_running(operator_image: Image, release, kubeconfig, kube_api, tmp_path):
     deployment = deployment_of(kubeconfig, release)
@@ -186,7 +172,7 @@ def test_chart_deployment_from_the_image_takes_a_run_to_running(operator_image: 
                                     user=user, mounts=mounts, env=env)
     runs = RunDriver(kube_api, kubeconfig, release["runs_namespace"])
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/healthz", operator)
+        wait_healthy(f"http://127.0.0.1:{port}/healthz", lambda: operator.process.poll() is not None, operator.logs, timeout=120)
 
         manifest = yaml.safe_load((REPO_ROOT / "examples" / "multinode.yaml").read_text())
         manifest["metadata"]["name"] = "chat"
