@@ -47,6 +47,16 @@ def assert_same_curve(reference: TrainerConfig, run: TrainerConfig) -> None:
         assert got[step] == pytest.approx(expected[step], rel=1e-5), f"step {step}"
 
 
+def kill_after_checkpoint(config_path: Path, log_path: Path, step: int, timeout: float, nproc: int = 1):
+    """Start a torchrun run and SIGKILL it with its workers once `latest` names the checkpoint of `step`."""
+    config = TrainerConfig.load(config_path)
+    process = start(standalone_command(config_path, nproc=nproc), log_path)
+    latest = config.run_checkpoint_dir / "latest"
+    wait_for(lambda: latest.exists() and latest.read_text().strip().endswith(f"-ba{step}"), timeout, process, log_path)
+    kill_group(process)
+    return process
+
+
 def write_config(workdir: Path, model_dir: Path, data_dir: Path, name: str, **spec_overrides) -> Path:
     spec = FineTuneRunSpec.parse({
         "model": str(model_dir),
@@ -142,10 +152,7 @@ def test_a_killed_run_resumes_from_its_latest_checkpoint_on_the_same_curve(singl
     config = TrainerConfig.load(config_path)
     log_path = tmp_path / "killed.log"
 
-    process = start(standalone_command(config_path), log_path)
-    latest = config.run_checkpoint_dir / "latest"
-    wait_for(lambda: latest.exists() and latest.read_text().strip().endswith("-ba5"), 240, process, log_path)
-    kill_group(process)  # SIGKILL torchrun and its worker: a lost node, no chance to clean up
+    process = kill_after_checkpoint(config_path, log_path, step=5, timeout=240)  # a lost node: no chance to clean up
     assert process.returncode == -signal.SIGKILL
     killed_at = max(losses_by_step(config.metrics_file))
     assert killed_at < STEPS and not config.export_dir.exists()
@@ -207,10 +214,7 @@ def test_a_crash_mid_checkpoint_leaves_the_previous_checkpoint_which_the_resume_
     config_path = write_config(tmp_path, tiny_model_dir("llama"), data_dir, "torn")
     config = TrainerConfig.load(config_path)
     log_path = tmp_path / "torn.log"
-    process = start(standalone_command(config_path), log_path)
-    latest = config.run_checkpoint_dir / "latest"
-    wait_for(lambda: latest.exists() and latest.read_text().strip().endswith("-ba10"), 240, process, log_path)
-    kill_group(process)
+    kill_after_checkpoint(config_path, log_path, step=10, timeout=240)
     [fifth, tenth] = [p for p in list_checkpoints(config.run_checkpoint_dir) if parse_checkpoint_name(p.name)[1] in (5, 10)]
     (tenth / COMPLETE_MARKER).unlink()
     (tenth / PROGRESS_FILE).unlink()
@@ -240,10 +244,7 @@ def test_a_run_killed_on_two_processes_resumes_on_one(single_run, tmp_path, tiny
     config_path = write_config(tmp_path, tiny_model_dir("llama"), data_dir, "reshard")
     config = TrainerConfig.load(config_path)
     log_path = tmp_path / "two.log"
-    process = start(standalone_command(config_path, nproc=2), log_path)
-    latest = config.run_checkpoint_dir / "latest"
-    wait_for(lambda: latest.exists() and latest.read_text().strip().endswith("-ba5"), 300, process, log_path)
-    kill_group(process)
+    process = kill_after_checkpoint(config_path, log_path, step=5, timeout=300, nproc=2)
     assert process.returncode == -signal.SIGKILL
 
     code = run_standalone(config_path, tmp_path / "one.log", nproc=1, timeout=300)
