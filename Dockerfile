@@ -5,6 +5,9 @@
 # Layers run from least to most often changed: OS and user; the pinned
 # dependencies (resolved from pyproject.toml and constraints.txt alone, so a
 # source change never reinstalls torch); then Kubetune itself, as a wheel.
+# Each image is built FROM its dependency stage rather than copying it: the
+# trainer's 6 GB dependency layer is then stored once, shared by the image and
+# the build cache (a copy stored it twice and ran a CI machine out of disk).
 # Nothing is compiled: every dependency is a wheel, so no build tools are
 # installed in any stage.
 
@@ -19,6 +22,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_ROOT_USER_ACTION=ignore \
     VIRTUAL_ENV=/opt/kubetune \
     PATH=/opt/kubetune/bin:$PATH
+# Marks every image and build-cache layer of this file: hack/build-images.sh
+# prunes the ones a rebuild superseded, and nothing else on the machine.
+LABEL io.kubetune.project=kubetune
 # uid/gid 1000 match the chart's and the operator's runAsUser/runAsGroup.
 RUN groupadd --gid 1000 kubetune \
     && useradd --uid 1000 --gid 1000 --no-log-init --create-home --shell /usr/sbin/nologin kubetune \
@@ -43,29 +49,33 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 
 # ---------------------------------------------------------------- dependencies only
 # An empty project with the real metadata: pip resolves the extra's pinned
-# dependencies; the empty kubetune itself is removed again. No bytecode and no
+# dependencies; the empty kubetune itself is removed again. Only the files that
+# decide the dependencies are copied (an empty README stands in for the real
+# one), so an edit of the docs or the tests' settings never reinstalls torch. No bytecode and no
 # packages' own test suites: smaller images (docs/operator-guide.md, Images).
 FROM base AS operator-deps
-COPY pyproject.toml setup.py constraints.txt README.md ./
+COPY pyproject.toml setup.py constraints.txt ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
     --mount=type=secret,id=ca.crt \
-    PIP_NO_COMPILE=1 pip install --constraint constraints.txt ".[operator]" \
+    touch README.md \
+    && PIP_NO_COMPILE=1 pip install --constraint constraints.txt ".[operator]" \
     && pip uninstall --yes kubetune \
     && find /opt/kubetune -depth -type d \( -name __pycache__ -o -name tests \) -exec rm -rf {} +
 
 FROM base AS trainer-deps
-COPY pyproject.toml setup.py constraints.txt README.md ./
+COPY pyproject.toml setup.py constraints.txt ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
     --mount=type=secret,id=ca.crt \
-    PIP_NO_COMPILE=1 pip install --constraint constraints.txt ".[trainer]" \
+    touch README.md \
+    && PIP_NO_COMPILE=1 pip install --constraint constraints.txt ".[trainer]" \
     && pip uninstall --yes kubetune \
     && find /opt/kubetune -depth -type d \( -name __pycache__ -o -name tests \) -exec rm -rf {} +
 
 # ---------------------------------------------------------------- operator
-FROM base AS operator
-COPY --from=operator-deps /opt/kubetune /opt/kubetune
+# (/src keeps the few kB of metadata the dependency stage resolved from.)
+FROM operator-deps AS operator
 COPY --from=wheel /install/opt/kubetune /opt/kubetune
 USER 1000:1000
 WORKDIR /tmp
@@ -75,8 +85,7 @@ ENTRYPOINT ["kubetune"]
 CMD ["operator", "--config", "/etc/kubetune/config.yaml", "--liveness", "http://0.0.0.0:8080/healthz"]
 
 # ---------------------------------------------------------------- trainer
-FROM base AS trainer
-COPY --from=trainer-deps /opt/kubetune /opt/kubetune
+FROM trainer-deps AS trainer
 COPY --from=wheel /install/opt/kubetune /opt/kubetune
 USER 1000:1000
 WORKDIR /tmp

@@ -27,8 +27,10 @@
 # Caches under CACHE_DIR (default <repo>/.cache/images): the mmdebstrap tarball (delete it to refresh
 # the Debian base) and, with buildah, the Dockerfile's pip cache mounts. buildah keeps its layers in
 # /var/lib/containers/storage: a rebuild redoes only what changed (a source change: the wheel, seconds;
-# the trainer still hashes its 6 GB of dependencies, about a minute). `buildah rmi --prune` frees the
-# layers of earlier builds. A fresh machine rebuilds everything from the network.
+# the trainer still hashes its 6 GB of dependencies, about a minute). After building, the script
+# removes the images and cache layers of this Dockerfile that the build superseded (untagged, no
+# image built on them; found by the Dockerfile's io.kubetune.project label, so nothing else on the
+# machine is touched). A fresh machine rebuilds everything from the network.
 #
 # Env: ENGINE, PYTHON_IMAGE, CA_BUNDLE, STORAGE_DRIVER (buildah: overlay or vfs), DEBIAN_MIRROR
 #      (default http://deb.debian.org/debian), CACHE_DIR, PULL_TIMEOUT (seconds; default 120).
@@ -41,6 +43,7 @@ PULL_TIMEOUT="${PULL_TIMEOUT:-120}"
 DEFAULT_PYTHON_IMAGE="$(sed -n 's/^ARG PYTHON_IMAGE=//p' "$ROOT/Dockerfile")"
 LOCAL_BASE=localhost/kubetune/python-base:bookworm
 BASE_PACKAGES=python3,python3-venv,python-is-python3,ca-certificates,passwd
+PROJECT_LABEL=io.kubetune.project=kubetune # the Dockerfile's LABEL, also on the imported base
 
 log() { printf '[build-images] %s\n' "$*" >&2; }
 die() { printf '[build-images] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -150,8 +153,9 @@ else
   engine=(docker)
 fi
 mkdir -p "$CACHE_DIR"
-# One build at a time per machine (tests and people may start builds together).
-exec 8>"$CACHE_DIR/.lock"
+# One build at a time per machine and user (tests, CI and people in several clones may start builds
+# together, and they share the engine's storage; one build's pruning must not race another's).
+exec 8>"/tmp/kubetune-build-images.$EUID.lock"
 flock 8
 
 have_image() {
@@ -195,14 +199,14 @@ debian_base() { # make (or reuse) the mmdebstrap tarball and import it as $LOCAL
   local env_path=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   if [[ "$ENGINE" == docker ]]; then
     run docker import --change "ENV $env_path" --change "ENV LANG=C.UTF-8" \
-      --change "LABEL io.kubetune.base.sha256=$sum" --change 'CMD ["python3"]' "$tarball" "$LOCAL_BASE"
+      --change "LABEL io.kubetune.base.sha256=$sum" --change "LABEL $PROJECT_LABEL" --change 'CMD ["python3"]' "$tarball" "$LOCAL_BASE"
   elif ((dry_run)); then
     log "+ buildah from scratch; buildah add CONTAINER $tarball /; buildah commit CONTAINER $LOCAL_BASE"
   else
     local container
     container="$("${engine[@]}" from scratch)"
     "${engine[@]}" add "$container" "$tarball" / >/dev/null
-    "${engine[@]}" config --env "$env_path" --env LANG=C.UTF-8 --label "io.kubetune.base.sha256=$sum" --cmd python3 "$container"
+    "${engine[@]}" config --env "$env_path" --env LANG=C.UTF-8 --label "io.kubetune.base.sha256=$sum" --label "$PROJECT_LABEL" --cmd python3 "$container"
     "${engine[@]}" commit --rm --quiet "$container" "$LOCAL_BASE" >/dev/null
   fi
 }
@@ -337,6 +341,37 @@ if [[ "$ENGINE" == docker ]]; then # buildah passes the proxy variables by itsel
   done
 fi
 
+# Images and cache layers of this Dockerfile that no tag and no other image needs any more: earlier
+# builds' images and the layers only they used. Removing one can leave its parent dangling: repeat.
+prune_superseded() {
+  local ids
+  if [[ "$ENGINE" == docker ]]; then
+    run docker image prune --force --filter "label=$PROJECT_LABEL" >/dev/null
+    return 0
+  fi
+  for _ in $(seq 20); do
+    ids="$("${engine[@]}" images --all --noheading --quiet --no-trunc --filter dangling=true --filter "label=$PROJECT_LABEL")"
+    [[ -n "$ids" ]] || return 0
+    # shellcheck disable=SC2086 # one ID per word
+    run "${engine[@]}" rmi $ids >/dev/null || return 0
+  done
+}
+
+# The trainer's dependency layer is 6 GB; installing and committing it needs about 2.5 times that.
+free_gb() { df --output=avail -B1G "$1" 2>/dev/null | tail -1 | tr -d ' '; }
+warn_if_short_of_disk() { # target
+  local need=3 root avail
+  [[ "$1" == trainer ]] && need=16
+  if [[ "$ENGINE" == buildah ]]; then root="$("${engine[@]}" info --format '{{.store.GraphRoot}}' 2>/dev/null || true)"; fi
+  root="${root:-${TMPDIR:-/tmp}}"
+  avail="$(free_gb "$root")"
+  [[ "$avail" =~ ^[0-9]+$ ]] || return 0
+  if ((avail < need)); then
+    log "WARNING: $avail GB free under $root; building $1 from scratch needs about $need GB" \
+      "(a cached dependency layer needs far less). Free space there if the build runs out."
+  fi
+}
+
 human() { awk -v b="$1" 'BEGIN { split("B kB MB GB TB", u); i = 1; while (b >= 1000 && i < 5) { b /= 1000; i++ } printf "%.1f %s", b, u[i] }'; }
 image_size() {
   if [[ "$ENGINE" == docker ]]; then docker image inspect --format '{{.Size}}' "$1"
@@ -347,11 +382,13 @@ for i in "${!targets[@]}"; do
   target="${targets[i]}" tag="${tags[i]}"
   log "building $target as $tag from $base with $ENGINE"
   started=$SECONDS
+  ((dry_run)) || warn_if_short_of_disk "$target"
   if [[ "$ENGINE" == docker ]]; then
     run docker build --target "$target" -t "$tag" --build-arg "PYTHON_IMAGE=$base" \
       "${secrets[@]}" "${proxies[@]}" "$ROOT"
   else
-    run "${engine[@]}" build --isolation chroot --layers --target "$target" -t "$tag" --build-arg "PYTHON_IMAGE=$base" \
+    # --force-rm: a failed build (out of disk, say) leaves no working container holding its layers.
+    run "${engine[@]}" build --isolation chroot --layers --force-rm --target "$target" -t "$tag" --build-arg "PYTHON_IMAGE=$base" \
       "${secrets[@]}" "${mounts[@]}" "$ROOT"
   fi
   ((dry_run)) && continue
@@ -359,3 +396,4 @@ for i in "${!targets[@]}"; do
   [[ "$size" =~ ^[0-9]+$ ]] && size="$(human "$size")"
   log "built $tag ($size) in $((SECONDS - started)) s"
 done
+((dry_run)) || prune_superseded
