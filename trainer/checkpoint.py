@@ -2,7 +2,8 @@
 
 A checkpoint is a torch.distributed.checkpoint folder (model and optimizer shards, every
 rank's RNG states, TrainingProgress as progress.json) that counts only once its COMPLETE
-marker exists; `latest` then names it.
+marker exists; `latest` then names it. Checkpoints are read without trusting them
+(kubetune.trainer.checkpoint_reader): nothing in one can run code.
 """
 
 import json
@@ -16,6 +17,7 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict, set_model_state_dict, set_state_dict
 
 from kubetune.api.checkpoints import PROGRESS_FILE, RNG_FOLDER, checkpoint_name, mark_complete, point_latest
+from kubetune.trainer.checkpoint_reader import VettedCheckpointReader, load_rng_state, read_vetted_metadata
 from kubetune.trainer.distributed import DistributedEnv, barrier
 
 
@@ -60,18 +62,20 @@ def load_checkpoint(
     """Collective: restore model, optimizer and this rank's RNG; return the progress to continue from."""
     model_state, optim_state = get_state_dict(model, optimizer)
     state = {"model": model_state, "optim": optim_state}
-    dcp.load(state, checkpoint_id=str(path))
+    read_vetted_metadata(path)
+    dcp.load(state, storage_reader=VettedCheckpointReader(str(path)))
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     rng_file = Path(path) / RNG_FOLDER / f"rank{env.rank}.pt"
     if rng_file.exists():  # absent when resuming on more ranks than saved: the data order does not depend on it
-        restore_rng_state(torch.load(rng_file, weights_only=False))
+        restore_rng_state(load_rng_state(rng_file))
     return TrainingProgress(**json.loads((Path(path) / PROGRESS_FILE).read_text()))
 
 
 def load_model_weights(path: Path, model: torch.nn.Module) -> None:
     """Collective: only the model from a checkpoint (customWeightsPath), resharded to this world size."""
     state = {"model": get_model_state_dict(model)}
-    dcp.load(state, checkpoint_id=str(path))
+    read_vetted_metadata(path)
+    dcp.load(state, storage_reader=VettedCheckpointReader(str(path)))
     set_model_state_dict(model, state["model"])
 
 

@@ -2,6 +2,7 @@
 
 from kubetune.api.errors import SpecError
 from kubetune.api.checkpoints import CheckpointNotFoundError
+from kubetune.trainer.checkpoint_reader import UntrustedCheckpointError
 from kubetune.trainer.data import DataValidationError
 from kubetune.trainer.modeling import ModelSourceError
 
@@ -10,4 +11,5 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     DataValidationError,
     ModelSourceError,
     CheckpointNotFoundError,
+    UntrustedCheckpointError,
 )
