@@ -61,7 +61,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     touch README.md \
     && PIP_NO_COMPILE=1 pip install --constraint constraints.txt ".[operator]" \
     && pip uninstall --yes kubetune \
-    && find /opt/kubetune -depth -type d \( -name __pycache__ -o -name tests \) -exec rm -rf {} +
+    && find /opt/kubetune -depth -type d \( -name __pycache__ -o -name tests \) -exec rm -rf {} + \
+    && rm -rf /src/* /src/.[!.]*
 
 FROM base AS trainer-deps
 COPY pyproject.toml setup.py constraints.txt ./
@@ -71,10 +72,12 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     touch README.md \
     && PIP_NO_COMPILE=1 pip install --constraint constraints.txt ".[trainer]" \
     && pip uninstall --yes kubetune \
-    && find /opt/kubetune -depth -type d \( -name __pycache__ -o -name tests \) -exec rm -rf {} +
+    && find /opt/kubetune -depth -type d \( -name __pycache__ -o -name tests \) -exec rm -rf {} + \
+    && rm -rf /src/* /src/.[!.]*
 
 # ---------------------------------------------------------------- operator
-# (/src keeps the few kB of metadata the dependency stage resolved from.)
+# (The few kB of metadata the dependency stage resolved from stay in its COPY
+# layer, hidden: that stage removes them and what pip built from them.)
 FROM operator-deps AS operator
 COPY --from=wheel /install/opt/kubetune /opt/kubetune
 USER 1000:1000

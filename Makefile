@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PYTHONSAFEPATH := 1
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: setup cluster-bins cluster-up cluster-down quickstart test test-slow test-faults test-unit test-transformers-floor crd clean images test-images
+.PHONY: setup cluster-bins cluster-up cluster-down quickstart test test-slow test-faults test-security test-unit test-transformers-floor crd clean images test-images
 
 setup:
 	hack/setup-python.sh
@@ -40,6 +40,10 @@ test-slow: setup cluster-bins
 # The fault matrix alone (it also runs in `make test`).
 test-faults: setup cluster-bins
 	$(PYTEST) -m "faults and not slow"
+
+# The multi-tenant safety tests alone (they also run in `make test`).
+test-security: setup cluster-bins
+	$(PYTEST) -m "security and not slow"
 
 test-unit: setup
 	$(PYTEST) tests/unit

@@ -69,10 +69,12 @@ kc -n "$NAMESPACE" delete pod kubetune-quickstart-loader --wait=true
 
 # ---------------------------------------------------------------- the quickstart run
 # The same manifest as `kubetune run examples/quickstart.yaml --local`, with its
-# relative paths pointing at the claim.
+# relative paths pointing at the claim, registering into the namespace's own
+# schema (the chart's default access rule: kubetune-e2e -> main.kubetune_e2e).
 log "applying examples/quickstart.yaml"
 sed -e 's#: \./models/#: pvc://kubetune-quickstart/models/#' \
     -e 's#: \./data/#: pvc://kubetune-quickstart/data/#' \
+    -e "s#registerTo: main\.default\.#registerTo: main.${NAMESPACE//-/_}.#" \
     "$ROOT/examples/quickstart.yaml" | kc -n "$NAMESPACE" apply -f -
 
 deadline=$((SECONDS + TIMEOUT))

@@ -47,6 +47,7 @@ USER_ERROR = "UserError"
 JOB_LOST = "JobLost"
 PREEMPTED = "Preempted"
 DOES_NOT_FIT = "DoesNotFit"
+PODS_REFUSED = "PodsRefused"  # the API server refuses to create the pods (Pod Security admission, quota, a webhook)
 NO_PROGRESS = "NoProgress"
 PROGRESSING = "Progressing"
 RUN_FAILED = "RunFailed"
@@ -79,6 +80,7 @@ WARNING_REASONS = frozenset(
     {
         INVALID_SPEC,
         DOES_NOT_FIT,
+        PODS_REFUSED,
         VALIDATION_FAILED,
         UNSCHEDULABLE,
         RESTARTING,

@@ -15,6 +15,7 @@ from kubetune.api.pod_template_rules import PRIORITY_RULE, SYSTEM_PRIORITY_PREFI
 from kubetune.api.redaction import carries_credentials, redact
 from kubetune.api.spec import DEFAULT_EXPERIMENT_ROOT, DNS_LABEL_PATTERN, problems_from
 from kubetune.api.trainer_config import DEFAULT_COLLECTIVE_TIMEOUT_SECONDS
+from kubetune.operator.access_rules import Access
 
 
 class _Config(BaseModel):
@@ -176,6 +177,10 @@ class OperatorConfig(_Config):
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty: the whole cluster.")
     reconcile: Reconcile = Field(default_factory=Reconcile)
     pod_template: PodTemplatePolicy = Field(default_factory=PodTemplatePolicy)
+    access: Access = Field(
+        default_factory=Access,
+        description="Which registerTo targets and MLflow experiments each namespace may use (access_rules).",
+    )
 
     @model_validator(mode="after")
     def _defaults_name_pools(self) -> "OperatorConfig":

@@ -1,13 +1,16 @@
 """kopf wiring: thin handlers that read the cluster, ask reconcile.decide, and apply its Plan.
 
 Triggers, all running the same level-based reconcile of one run:
-- every watch event of a FineTuneRun (creation, spec changes, the trainer's status.report);
+- every watch event of a FineTuneRun (creation, spec changes, the operator's own status writes);
 - every watch event of a batch/v1 Job or core/v1 Pod labelled with the run (RUN_LABEL) and
-  managed by Kubetune (MANAGED_BY_LABEL), DELETED included: the run named by the label is
-  reconciled at once, so a pod scheduled or failing and a Job finishing or deleted move the run
-  without waiting for the timer. These are kopf event handlers only: kopf keeps no state on
-  Jobs and pods (no finalizer, no annotations, no patches). kopf filters labels on its side, so it
-  watches every Job and pod of the watched namespaces and drops the others;
+  managed by Kubetune (MANAGED_BY_LABEL), DELETED included, and of the run's report ConfigMap
+  (COMPONENT_LABEL=report, which the trainer patches): the run named by the label is
+  reconciled at once, so a pod scheduled or failing, a Job finishing or deleted and a new report
+  move the run without waiting for the timer. The label only says which run to reconcile: the
+  reconcile reads the report from the ConfigMap of the run's own name and UID. These are kopf
+  event handlers only: kopf keeps no state on Jobs, pods and ConfigMaps (no finalizer, no
+  annotations, no patches). kopf filters labels on its side, so it watches every Job, pod and
+  ConfigMap of the watched namespaces and drops the others;
 - a timer per active run, now only a safety net (an event lost while the operator was down),
   and a faster one per Registering run for registration retries with backoff;
 - a wake-up when a wait the reconcile chose ends (a restart's backoff: Plan.wake_after).
@@ -27,11 +30,12 @@ import kopf
 from kubernetes.client import ApiClient
 
 from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune.api.progress import TrainerReport
 from kubetune.api.status import Phase
 from kubetune.operator import conditions, kube, names, status_io
 from kubetune.operator.builders.common import RunRef
 from kubetune.operator.config import OperatorConfig
-from kubetune.operator.observe import job_view
+from kubetune.operator.observe import awaits_pods, job_view
 from kubetune.operator.reconcile import Observed, Plan, RunView, decide, fail, registered, registry_unavailable
 from kubetune.operator.registration import Registrar
 from kubetune.operator.wakeups import Wakeups
@@ -43,7 +47,8 @@ _TERMINAL = {p.value for p in Phase if p.is_terminal}
 _registrar: Registrar | None = None  # set by build_registry: registration calls off the reconcile workers
 _wakeups: Wakeups | None = None  # set by build_registry
 CHILD_LABELS = {names.RUN_LABEL: kopf.PRESENT, names.MANAGED_BY_LABEL: names.MANAGED_BY}
-QUIET_HANDLERS = ("resync", "registration", "job_changed", "pod_changed")  # handler ids whose success is not logged
+REPORT_LABELS = {**CHILD_LABELS, names.COMPONENT_LABEL: names.REPORT}
+QUIET_HANDLERS = ("resync", "registration", "job_changed", "pod_changed", "report_changed")  # success not logged
 
 
 def _lock(namespace: str, name: str) -> threading.Lock:
@@ -55,16 +60,25 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def run_view(body: dict[str, Any]) -> RunView:
+def run_view(body: dict[str, Any], report: TrainerReport | None = None) -> RunView:
     meta = body["metadata"]
     return RunView(
         ref=RunRef(meta["name"], meta["namespace"], meta["uid"]),
         generation=meta.get("generation", 1),
         spec=body.get("spec") or {},
         status=status_io.parse_status(body.get("status")),
-        report=status_io.parse_report(body.get("status")),
+        report=report,
         labels=meta.get("labels") or {},
     )
+
+
+def read_report(api: ApiClient, run: RunRef) -> TrainerReport | None:
+    """The trainer's latest report, from the report ConfigMap of the run's name that the run owns (by UID): one
+    another run of the same name left behind is not this run's."""
+    config_map = kube.read_config_map(api, run.namespace, names.report_config_map(run.name))
+    if config_map is None or not _owned_by(config_map, run.uid):
+        return None
+    return status_io.parse_report(config_map)
 
 
 def observe(api: ApiClient, run: RunView) -> Observed:
@@ -80,7 +94,10 @@ def observe(api: ApiClient, run: RunView) -> Observed:
         job = jobs.get(name)
         if job is None:
             return None
-        return job_view(job, [p for p in pods if any(uids.get(o.get("uid")) == name for o in _owners(p))])
+        own = [p for p in pods if any(uids.get(o.get("uid")) == name for o in _owners(p))]
+        # Why a Job has no pods is only in its Events (Pod Security admission, quota, a webhook refused them).
+        events = kube.list_job_events(api, run.ref.namespace, job) if awaits_pods(job, own) else []
+        return job_view(job, own, events)
 
     return Observed(
         validation=view(names.validation_job(run.ref.name)),
@@ -105,7 +122,7 @@ def reconcile(api: ApiClient, config: OperatorConfig, namespace: str, name: str,
         body = kube.read_run(api, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
-        run = run_view(body)
+        run = run_view(body, read_report(api, RunRef(name, namespace, body["metadata"]["uid"])))
         at = now()
         plan = decide(run, observe(api, run), config, at)
         status, registry_down = _apply(api, config, run, plan, at, logger)
@@ -133,7 +150,7 @@ def reconcile_now(api: ApiClient, config: OperatorConfig, namespace: str, name: 
 
 
 def follow_child(api: ApiClient, config: OperatorConfig, namespace: str, run: str, logger) -> None:
-    """A Job or pod of `run` changed: reconcile the run, unless a reconcile of it is already waiting to start."""
+    """A Job, pod or report of `run` changed: reconcile the run, unless a reconcile of it is already waiting."""
     with _locks_guard:
         if (namespace, run) in _waiting:
             return
@@ -190,6 +207,10 @@ def build_registry(config: OperatorConfig, api: ApiClient) -> kopf.OperatorRegis
 
     @kopf.on.event("v1", "pods", id="pod_changed", labels=CHILD_LABELS, registry=registry)
     def pod_changed(labels, namespace, logger, **_):
+        follow_child(api, config, namespace, labels[names.RUN_LABEL], logger)
+
+    @kopf.on.event("v1", "configmaps", id="report_changed", labels=REPORT_LABELS, registry=registry)
+    def report_changed(labels, namespace, logger, **_):
         follow_child(api, config, namespace, labels[names.RUN_LABEL], logger)
 
     @kopf.timer(

@@ -42,6 +42,15 @@ def read_run(api: ApiClient, namespace: str, name: str) -> dict[str, Any] | None
         raise _temporary(error, f"reading FineTuneRun {namespace}/{name}") from error
 
 
+def read_config_map(api: ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return api.sanitize_for_serialization(client.CoreV1Api(api).read_namespaced_config_map(name, namespace))
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise _temporary(error, f"reading ConfigMap {namespace}/{name}") from error
+
+
 def _plain(api: ApiClient, items: list[Any]) -> list[dict[str, Any]]:
     return [api.sanitize_for_serialization(item) for item in items]
 
@@ -52,6 +61,16 @@ def list_jobs(api: ApiClient, namespace: str, run: str) -> list[dict[str, Any]]:
 
 def list_pods(api: ApiClient, namespace: str, run: str) -> list[dict[str, Any]]:
     return _list_of_run(client.CoreV1Api(api).list_namespaced_pod, api, namespace, run, "pods")
+
+
+def list_job_events(api: ApiClient, namespace: str, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Events about one Job (by its uid: a Job of the same name from before is not this one)."""
+    selector = f"involvedObject.kind=Job,involvedObject.uid={job['metadata']['uid']}"
+    try:
+        items = client.CoreV1Api(api).list_namespaced_event(namespace, field_selector=selector).items
+    except ApiException as error:
+        raise _temporary(error, f"listing the Events of Job {job['metadata']['name']}") from error
+    return _plain(api, items)
 
 
 def _list_of_run(list_namespaced, api: ApiClient, namespace: str, run: str, what: str) -> list[dict[str, Any]]:
@@ -77,13 +96,14 @@ def _create_function(api: ApiClient, kind: str):
 
 
 def ensure(api: ApiClient, manifest: dict[str, Any]) -> None:
-    """Create the object unless it exists; a ConfigMap that exists gets the desired data (the attempt changes it)."""
+    """Create the object unless it exists; a ConfigMap that exists gets the desired data (the attempt changes it),
+    unless the manifest has none (the report ConfigMap: the trainer writes it, the operator never overwrites it)."""
     kind, namespace, name = manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"]
     try:
         _create_function(api, kind)(namespace, manifest)
     except ApiException as error:
         if error.status == 409:
-            if kind == "ConfigMap":
+            if kind == "ConfigMap" and "data" in manifest:
                 _update_config_map(api, manifest)
             return
         if error.status in (400, 422):

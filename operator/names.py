@@ -15,6 +15,7 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 TRAINER = "trainer"
 VALIDATOR = "validator"
+REPORT = "report"  # the component label of the trainer's report ConfigMap
 
 RENDEZVOUS_PORT = 29400
 TRAINER_CONFIG_DIR = "/etc/kubetune"
@@ -36,6 +37,11 @@ def workers_service(run: str) -> str:
 
 def trainer_config_map(run: str) -> str:
     return f"{run}-trainer-config"
+
+
+def report_config_map(run: str) -> str:
+    """The trainer's progress report: the one object its ServiceAccount may write (patch, this name only)."""
+    return f"{run}-report"
 
 
 def trainer_service_account(run: str) -> str:

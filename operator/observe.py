@@ -19,6 +19,37 @@ class PodView:
 
 
 @dataclass(frozen=True)
+class PodRefusal:
+    """The API server refused to create a Job's pods: the Job controller's FailedCreate Event."""
+
+    message: str  # the refusal's text, as the API server gave it
+    waits: bool  # it can pass by itself (quota frees up, a webhook answers again); else the run fails
+
+
+# Refusals that can pass without anyone changing the run or the namespace: a quota frees up as other pods
+# end, a webhook that could not be reached answers again, an object created a moment ago appears. Every other
+# refusal (Pod Security admission, a webhook or admission policy that denies, a LimitRange) comes back the same
+# on every try the Job controller makes.
+_PASSING_REFUSALS = ("exceeded quota", "failed calling webhook", "not found", "deadline exceeded", "timeout")
+
+
+def pod_refusal(events: list[dict[str, Any]]) -> PodRefusal | None:
+    """The newest FailedCreate Event among a Job's Events, or None."""
+    refused = [e for e in events if e.get("reason") == "FailedCreate" and e.get("message")]
+    if not refused:
+        return None
+    newest = max(refused, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    message = newest["message"].removeprefix("Error creating: ").strip()
+    return PodRefusal(message, waits=any(marker in message.lower() for marker in _PASSING_REFUSALS))
+
+
+def awaits_pods(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
+    """A Job that should have pods and has none: the only state in which its FailedCreate Events are read."""
+    unfinished = _condition(job, "Complete") is None and _condition(job, "Failed") is None
+    return unfinished and not pods and not (job.get("spec") or {}).get("suspend")
+
+
+@dataclass(frozen=True)
 class JobView:
     name: str
     suspended: bool = False
@@ -28,6 +59,7 @@ class JobView:
     failure_message: str | None = None
     pods: list[PodView] = field(default_factory=list)  # live pods (not terminating)
     ending_pods: list[PodView] = field(default_factory=list)  # pods being deleted: evicted, preempted, replaced
+    refused: PodRefusal | None = None  # the API server refuses to create its pods (read only while it has none)
 
     def unschedulable_pods(self) -> list[PodView]:
         return [p for p in self.pods if p.unschedulable is not None]
@@ -38,6 +70,10 @@ class JobView:
     def user_error(self) -> PodView | None:
         """A failed pod whose trainer said a retry cannot help."""
         return next((p for p in self._ended() if p.ended_as is EndedAs.USER_ERROR), None)
+
+    def does_not_fit(self) -> PodView | None:
+        """A failed validation pod whose memory plan said the model would run out of GPU memory."""
+        return next((p for p in self._ended() if p.ended_as is EndedAs.DOES_NOT_FIT), None)
 
     def preemption(self) -> str | None:
         """Why the attempt was preempted, or None when it failed: Kubernetes marked a pod as a disruption
@@ -92,7 +128,7 @@ def pod_view(pod: dict[str, Any]) -> PodView:
     )
 
 
-def job_view(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobView:
+def job_view(job: dict[str, Any], pods: list[dict[str, Any]], events: list[dict[str, Any]] | None = None) -> JobView:
     failed = _condition(job, "Failed")
     views = sorted((pod_view(p) for p in pods), key=lambda p: p.name)
     return JobView(
@@ -104,4 +140,5 @@ def job_view(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobView:
         failure_message=(failed or {}).get("message"),
         pods=[v for v in views if not v.terminating],
         ending_pods=[v for v in views if v.terminating],
+        refused=pod_refusal(events or []),
     )

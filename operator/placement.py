@@ -9,7 +9,8 @@ nodes free up or an autoscaler adds them.
 Where the pool says how much memory its GPUs have, the run's memory is planned
 before any GPU is requested (kubetune.api.memory_plan): a run that would run out of
 GPU memory is refused (DoesNotFit, with the nodes it needs), and a run that leaves
-the node count open gets the fewest nodes that fit.
+the node count open gets the fewest nodes that fit. A model folder's shape is only
+known to a pod: the validation step plans it (builders.validation), on these nodes.
 """
 
 from dataclasses import dataclass
@@ -70,26 +71,53 @@ def resolve_placement(compute: Compute | None, config: OperatorConfig, spec: Fin
     return _plan_memory(placement, compute, spec) if spec is not None else placement
 
 
-def _plan_memory(placement: Placement, compute: Compute, spec: FineTuneRunSpec) -> Placement:
-    """The memory plan where the pool's GPU memory and the model's shape are known (the supported models;
-    a model folder's shape is only known once a pod reads it)."""
-    shape = MODEL_SHAPES.get(spec.model)
-    if placement.pool.gpu_memory_gib is None or not placement.gpus_per_node or shape is None:
-        return placement
+@dataclass(frozen=True)
+class MemoryQuestion:
+    """What a run's memory plan is asked besides the model's shape and context length: the trainer's micro-batch
+    and activation checkpointing as the operator configures them, and the pool's GPUs."""
+
+    micro_batch: int
+    activation_checkpointing: bool
+    gpu_memory_gib: float
+    gpus_per_node: int
+    nodes: int | None  # None: compute leaves the node count open
+
+
+def memory_question(placement: Placement, compute: Compute | None) -> MemoryQuestion | None:
+    """None where no plan is made: the pool does not say its GPUs' memory, or the run uses no GPUs."""
+    if placement.pool.gpu_memory_gib is None or not placement.gpus_per_node:
+        return None
+    compute = compute or Compute()
     options = TrainingOptions()  # what the operator's trainer configuration uses
     node_count_open = compute.gpus is None and compute.nodes is None
+    return MemoryQuestion(
+        options.micro_batch_size,
+        options.activation_checkpointing is not False,  # on for GPUs by default
+        placement.pool.gpu_memory_gib,
+        placement.gpus_per_node,
+        None if node_count_open else placement.nodes,
+    )
+
+
+def _plan_memory(placement: Placement, compute: Compute, spec: FineTuneRunSpec) -> Placement:
+    """The memory plan where the pool's GPU memory and the model's shape are known (the supported models;
+    a model folder's shape is read by the validation pod: builders.validation)."""
+    shape = MODEL_SHAPES.get(spec.model)
+    question = memory_question(placement, compute)
+    if question is None or shape is None:
+        return placement
     plan = plan_memory(
         shape,
         spec.effective_context_length(),
-        options.micro_batch_size,
-        activation_checkpointing=options.activation_checkpointing is not False,  # on for GPUs by default
-        gpu_memory_bytes=int(placement.pool.gpu_memory_gib * GIB),
-        gpus_per_node=placement.gpus_per_node,
-        nodes=None if node_count_open else placement.nodes,
+        question.micro_batch,
+        question.activation_checkpointing,
+        gpu_memory_bytes=int(question.gpu_memory_gib * GIB),
+        gpus_per_node=question.gpus_per_node,
+        nodes=question.nodes,
     )
     if plan.min_nodes is None or not plan.fits:
-        raise DoesNotFit(f"{spec.model} on pool {placement.pool_name!r} {plan.message()}")
-    nodes = plan.min_nodes if node_count_open else placement.nodes
+        raise DoesNotFit(plan.refusal(spec.model, placement.pool_name))
+    nodes = plan.min_nodes if question.nodes is None else placement.nodes
     return Placement(placement.pool_name, placement.pool, nodes, placement.gpus_per_node, plan)
 
 

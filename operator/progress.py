@@ -1,4 +1,8 @@
-"""Fold the trainer's report (status.report) into progress, metrics, checkpoints, MLflow ids and events."""
+"""Fold the trainer's report (from its report ConfigMap) into progress, metrics, checkpoints, MLflow ids and events.
+
+The report is untrusted input, written by an identity every container of the training pod holds: it moves
+progress and history only, never the phase, conditions or registered model (reconcile.decide takes those from
+the Jobs it observed)."""
 
 from datetime import datetime, timedelta
 
@@ -113,7 +117,8 @@ def _advanced(status: FineTuneRunStatus, report: TrainerReport) -> bool:
 
 
 def fold_report(status: FineTuneRunStatus, report: TrainerReport, now: datetime) -> FineTuneRunStatus:
-    """The status with the report's news; a report from an earlier attempt or an unchanged step adds nothing."""
+    """The status with the report's news, and the report itself as `status.report` (the mirror `kubectl get -o
+    yaml` and the SDK read); a report from another attempt changes nothing, an unchanged step adds no event."""
     if report.attempt != status.attempt:
         return status
     progress = build_progress(report, status.start_time)
@@ -145,5 +150,6 @@ def fold_report(status: FineTuneRunStatus, report: TrainerReport, now: datetime)
             ),
             "checkpoints": report.checkpoints or status.checkpoints,
             "mlflow": mlflow,
+            "report": report,
         }
     )

@@ -22,7 +22,8 @@ from kubetune.api.spec import FineTuneRunSpec
 from kubetune.api.status import FineTuneRunStatus, Phase, RegisteredModel
 from kubetune.operator import conditions as c
 from kubetune.operator import names
-from kubetune.operator.builders.access import build_role, build_role_binding, build_service_account
+from kubetune.operator.access_rules import check_access, expand_register_to
+from kubetune.operator.builders.access import build_report_config_map, build_role, build_role_binding, build_service_account
 from kubetune.operator.builders.common import Manifest, RunRef
 from kubetune.operator.builders.storage import build_checkpoint_claim
 from kubetune.operator.builders.trainer_config import build_trainer_config, build_trainer_config_map
@@ -41,8 +42,8 @@ class RunView:
     ref: RunRef
     generation: int
     spec: dict[str, Any]
-    status: FineTuneRunStatus  # without `report`
-    report: TrainerReport | None = None
+    status: FineTuneRunStatus  # `report` is the operator's mirror of the last report it folded
+    report: TrainerReport | None = None  # the trainer's latest, from its report ConfigMap: untrusted
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -61,6 +62,9 @@ class RegistrationRequest:
     source: str
     run_id: str | None
     tags: dict[str, str]
+    # The expanded registerTo patterns of the run's namespace, checked again before MLflow is called
+    # (kubetune.operator.registration); None: not checked (a caller outside the reconciler).
+    allowed_names: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
         spec = FineTuneRunSpec.parse(run.spec)
         placement = resolve_placement(spec.compute, config, spec)
         check_pod_template(spec, config)  # what this operator's configuration allows (priority classes)
+        check_access(spec, run.ref.namespace, run.ref.name, config.access, config.defaults.experiment_root)
         budget = retry_budget(spec, config)
     except SpecError as error:
         return Plan(fail(status, c.INVALID_SPEC, str(error), now))
@@ -93,7 +98,7 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
     status = _set(status, c.SPEC_VALID, True, c.SPEC_ACCEPTED, _accepted(placement), now)
     if spec.suspend:
         return Plan(_cancel(status, config, run.ref, now), delete_jobs=list(observed.job_names))
-    if run.report is not None:
+    if run.report is not None and _trainer_seen(status, observed):
         status = fold_report(status, run.report, now)
     if spec.validate_inputs and not c.is_true(status.conditions, c.INPUTS_VALIDATED):
         plan = _validation_step(run, spec, observed.validation, config, status, now, observed.foreign_jobs)
@@ -101,6 +106,12 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
             return plan
         status = _validated(status, now)
     return _training_step(run, spec, placement, observed.training, config, status, now, observed.foreign_jobs)
+
+
+def _trainer_seen(status: FineTuneRunStatus, observed: Observed) -> bool:
+    """A report counts only while the operator sees a trainer that could have sent it: this attempt's training
+    Job, or training already finished. It never sets the phase: that comes from the Jobs alone."""
+    return observed.training is not None or c.is_true(status.conditions, c.TRAINING_SUCCEEDED)
 
 
 def _validation_step(run, spec, job: JobView | None, config, status, now, foreign: list[str]) -> Plan | None:
@@ -112,10 +123,16 @@ def _validation_step(run, spec, job: JobView | None, config, status, now, foreig
         status = _enter(status, Phase.VALIDATING, "validating the input data", now)
         return Plan(status, create=[build_validation_job(run.ref, spec, config)])
     if job.failed:
+        unfit = job.does_not_fit()
+        if unfit is not None:  # a model folder's memory plan (kubetune plan-memory): no retry helps
+            message = unfit.terminated_message or f"pod {unfit.name}: the model does not fit"
+            return Plan(fail(status, c.DOES_NOT_FIT, message, now))
         reason = job.first_failure_message() or job.failure_message or "the validation pod failed"
         return Plan(fail(status, c.VALIDATION_FAILED, f"input data is invalid: {reason}", now))
     if job.complete:
         return None
+    if job.refused is not None:
+        return _pods_refused(status, job, "validation pod", c.INPUTS_VALIDATED, Phase.VALIDATING, now)
     waiting = job.unschedulable_pods()
     message = f"validation pod cannot be scheduled: {waiting[0].unschedulable}" if waiting else "validating the input data"
     return Plan(_enter(status, Phase.VALIDATING, message, now))
@@ -133,6 +150,7 @@ def training_children(run: RunView, spec: FineTuneRunSpec, placement: Placement,
         build_service_account(run.ref),
         build_role(run.ref),
         build_role_binding(run.ref),
+        build_report_config_map(run.ref),
         build_trainer_config_map(run.ref, trainer_config),
         build_workers_service(run.ref),
     ]
@@ -168,6 +186,8 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
         message = f"Job {job_name} waits for Kueue to admit it (queue {queue_name(run.labels, config)})"
         status = _set(status, c.SCHEDULED, False, c.WAITING_FOR_QUEUE, message, now)
         return Plan(_enter(status, Phase.QUEUED, message, now))
+    if job.refused is not None:
+        return _pods_refused(status, job, "training pods", c.SCHEDULED, Phase.QUEUED, now)
     waiting = job.unschedulable_pods()
     if waiting:
         message = (
@@ -180,6 +200,18 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
     if len(started) >= placement.nodes:
         return _watch_for_stall(_running(status, job_name, placement, now), spec, config, job_name, run.ref.name, now)
     return Plan(status)
+
+
+def _pods_refused(status, job: JobView, what: str, condition: str, waiting_phase: Phase, now: datetime) -> Plan:
+    """The API server refuses to create a Job's pods: said in the condition, a Warning Event and the message at
+    the first reconcile that sees it; a refusal that comes back the same on every try fails the run (and its Job
+    goes, so the Job controller stops trying), one that can pass by itself (quota) keeps the run waiting."""
+    message = f"the API server refuses to create the {what} of Job {job.name}: {job.refused.message}"
+    if job.refused.waits:
+        message = f"{message}; waiting until it can"
+        status = _set(status, condition, False, c.PODS_REFUSED, message, now)
+        return Plan(_enter(status, waiting_phase, message, now))
+    return Plan(fail(status, c.PODS_REFUSED, message, now), delete_jobs=[job.name])
 
 
 def _watch_for_stall(status, spec: FineTuneRunSpec, config: OperatorConfig, job_name: str, run_name: str, now) -> Plan:
@@ -316,6 +348,7 @@ def _registration_step(run, spec: FineTuneRunSpec, config: OperatorConfig, statu
         source=report.export_uri,
         run_id=report.mlflow_run_id,
         tags=run_tags(run.ref.namespace, run.ref.name, run.ref.uid),
+        allowed_names=expand_register_to(config.access.register_to_for(run.ref.namespace)[0], run.ref.namespace),
     )
     return Plan(status, register=request)
 

@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from kubetune.api.redaction import redact
+from kubetune.operator.access_rules import register_to_allowed
 from kubetune.operator.reconcile import RegistrationRequest
 
 # MLflow error codes that retrying cannot fix.
@@ -42,6 +43,9 @@ def is_permanent(error: BaseException) -> bool:
 def register(request: RegistrationRequest) -> RegistrationOutcome:
     from kubetune.registry import register_model  # mlflow is imported only when a run registers
 
+    if request.allowed_names is not None and not register_to_allowed(request.name, request.allowed_names):
+        allowed = ", ".join(request.allowed_names) or "nothing"  # decide() refuses such a run before it trains
+        return RegistrationOutcome(permanent_error=f"not registering {request.name}: its namespace may use only {allowed}")
     try:
         version = register_model(request.tracking_uri, request.name, request.source, request.run_id, request.tags)
     except Exception as error:  # noqa: BLE001 - every MLflow/HTTP fault is classified, none crashes the operator

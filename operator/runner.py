@@ -82,7 +82,7 @@ def quiet_routine_successes(handler_ids: Iterable[str] = QUIET_HANDLERS) -> Quie
 def run(config: OperatorConfig, options: RunOptions) -> None:
     logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO, format=LOG_FORMAT)
     redact_logs()
-    # The resync timer (every run, every tick) and the child handlers (every Job/pod event) succeed
+    # The resync timer (every run, every tick) and the child handlers (every Job, pod, report event) succeed
     # all the time; their success lines would drown the log. Their failures are still logged.
     quiet_routine_successes()
     # The registration step must fail fast while MLflow is down; the operator retries with its own backoff.

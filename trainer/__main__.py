@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from kubetune.api.failures import PREEMPTED_EXIT, USER_ERROR_EXIT, EndedAs, termination_message
+from kubetune.api.failures import PREEMPTED_EXIT, USER_ERROR_EXIT, EndedAs, leave_termination_message, termination_message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,17 +38,6 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("%s", preempted)
         leave_termination_message(config.paths.termination_log, termination_message(EndedAs.PREEMPTED, str(preempted)))
         return PREEMPTED_EXIT
-
-
-def leave_termination_message(path: Path, message: str) -> None:
-    """In a pod, the container's termination message: how the operator learns what the end of the attempt
-    means (torchrun's own exit code does not say). The file exists only where the kubelet mounted it, so
-    local runs write nothing."""
-    if path.is_file():
-        try:
-            path.write_text(message)
-        except OSError:
-            pass
 
 
 if __name__ == "__main__":

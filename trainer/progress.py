@@ -1,10 +1,11 @@
 """Progress reports from the trainer to whoever watches the run (rank 0 only).
 
 `ProgressReporter.report(TrainerReport)` is the whole interface. A JSON file
-(local mode, tests) or the run's own `status.report` (in a cluster; the pod's
-ServiceAccount may only get and patch that one run's status). Routine reports are
-throttled; stage changes and new checkpoints always go out. A failed report is
-logged and dropped: progress reporting never stops training.
+(local mode, tests) or the run's report ConfigMap (in a cluster; the pod's
+ServiceAccount may only patch that one object, never the FineTuneRun: the operator
+reads the report, folds it into the run's status and decides the phase itself).
+Routine reports are throttled; stage changes and new checkpoints always go out. A
+failed report is logged and dropped: progress reporting never stops training.
 """
 
 import json
@@ -14,8 +15,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from kubetune.api import GROUP, PLURAL, VERSION
-from kubetune.api.progress import TrainerReport
+from kubetune.api.progress import REPORT_KEY, TrainerReport
 from kubetune.api.redaction import redact_strings
 from kubetune.api.trainer_config import ProgressTarget, RunIdentity
 
@@ -31,7 +31,7 @@ class NullReporter:
 
 
 def report_json(report: TrainerReport) -> dict:
-    """The report as sent, its credentials masked: it lands in the run's status, which many can read."""
+    """The report as sent, its credentials masked: it lands in a ConfigMap and the run's status, which many can read."""
     return redact_strings(report.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
@@ -49,25 +49,25 @@ class FileReporter:
 
 
 class KubernetesReporter:
-    """Merge-patches `status.report` of the trainer's own FineTuneRun through the status subresource.
+    """Patches the report, as JSON, into REPORT_KEY of the run's report ConfigMap (ProgressTarget.config_map).
 
     Credentials as kubetune.kube_client.connect finds them: in a pod, its ServiceAccount token;
     elsewhere the kubeconfig that kubectl would use — e.g. one holding a token of the run's trainer
-    ServiceAccount, which the end-to-end test uses.
+    ServiceAccount, which the end-to-end test uses. `core` (a CoreV1Api) replaces that login.
     """
 
-    def __init__(self, run: RunIdentity):
-        from kubernetes import client  # lazy: local mode never needs the client
+    def __init__(self, namespace: str, config_map: str, core=None):
+        if core is None:
+            from kubernetes import client  # lazy: local mode never needs the client
 
-        from kubetune.kube_client import connect
+            from kubetune.kube_client import connect
 
-        self.api = client.CustomObjectsApi(connect().api_client)
-        self.run = run
+            core = client.CoreV1Api(connect().api_client)
+        self.core, self.namespace, self.config_map = core, namespace, config_map
 
     def report(self, report: TrainerReport) -> None:
-        self.api.patch_namespaced_custom_object_status(
-            GROUP, VERSION, self.run.namespace, PLURAL, self.run.name, {"status": {"report": report_json(report)}}
-        )
+        data = {REPORT_KEY: json.dumps(report_json(report))}
+        self.core.patch_namespaced_config_map(self.config_map, self.namespace, {"data": data})
 
 
 class ThrottledReporter:
@@ -115,7 +115,7 @@ def build_reporter(target: ProgressTarget, run: RunIdentity, is_main: bool) -> T
         inner = FileReporter(target.path)  # type: ignore[arg-type]
     elif is_main and target.kind == "kubernetes":
         try:
-            inner = KubernetesReporter(run)
+            inner = KubernetesReporter(run.namespace, target.config_map)  # type: ignore[arg-type]
         except Exception as error:  # noqa: BLE001 - no in-cluster config: train anyway, unreported
             log.warning("cannot report progress to the cluster (training continues): %s", error)
     return ThrottledReporter(inner, target.min_interval_s)

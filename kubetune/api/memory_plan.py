@@ -8,8 +8,10 @@ It is an estimate; bench/RESULTS.md compares it with measured peaks. Only the st
 library: the operator and the CLI import it without torch.
 """
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 GIB = 2**30
@@ -58,6 +60,11 @@ class ModelShape:
             experts_per_token=config.get("num_experts_per_tok") or 0,
             attention_bias=config.get("model_type") == "qwen2" or bool(config.get("attention_bias", False)),
         )
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> "ModelShape":
+        """From a Hugging Face model folder (its config.json)."""
+        return cls.from_config(json.loads((Path(folder) / "config.json").read_text()))
 
     @property
     def layer_parameters(self) -> int:
@@ -189,6 +196,10 @@ class MemoryPlan:
         if self.fits:
             return f"fits: {per_gpu} of {memory}; {needs}"
         return f"does not fit on {self.nodes} node(s): {per_gpu} of {memory}; {needs}"
+
+    def refusal(self, model: str, pool: str) -> str:
+        """Why a run is refused DoesNotFit: by the operator (a supported model) or its validation step (a folder)."""
+        return f"{model} on pool {pool!r} {self.message()}"
 
 
 def plan_memory(

@@ -1,8 +1,11 @@
 """The trainer → operator progress contract.
 
-The trainer (rank 0) sends a TrainerReport: in a cluster it patches its own run's
-`status.report`; locally it writes a JSON file. The operator reads the report and
-keeps the run's progress, metrics, checkpoints and events.
+The trainer (rank 0) sends a TrainerReport: in a cluster it patches the `REPORT_KEY`
+of its run's report ConfigMap (the only object its identity may write); locally it
+writes a JSON file. The operator reads the report as untrusted input, keeps the run's
+progress, metrics, checkpoints and events from it, and mirrors the last one it folded
+in `status.report`. Phase, conditions and the registered model come only from what the
+operator observed.
 """
 
 from datetime import datetime
@@ -11,6 +14,8 @@ from enum import Enum
 from pydantic import Field
 
 from kubetune.api.spec import _CamelModel
+
+REPORT_KEY = "report.json"  # the report ConfigMap's one key: the report as JSON
 
 
 class TrainerStage(str, Enum):

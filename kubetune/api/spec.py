@@ -94,7 +94,8 @@ class FineTuneRunSpec(_CamelModel):
         ...,
         pattern=REGISTER_TO_PATTERN,
         description="<catalog>.<schema> or <catalog>.<schema>.<name>: the registered model's name in MLflow; "
-        "without a name, the run's name is used.",
+        "without a name, the run's name is used. The operator configuration says which catalogs and schemas each "
+        "namespace may use (access; by default a schema named after the namespace, team-a: *.team_a).",
     )
     task_type: TaskType = Field(TaskType.CHAT_COMPLETION, description="What the data teaches.")
     eval_data_path: str | None = Field(
@@ -134,7 +135,10 @@ class FineTuneRunSpec(_CamelModel):
         True, description="Check access to every input path and the data's format before asking for GPUs."
     )
     experiment_path: str | None = Field(
-        None, min_length=1, description="MLflow experiment. Default: /Users/<namespace>/<run name>."
+        None,
+        min_length=1,
+        description="MLflow experiment. Default: /Users/<namespace>/<run name>. The operator configuration says "
+        "which experiment paths each namespace may use (access; by default under /Users/<namespace>/).",
     )
     compute: Compute | None = Field(None, description="Node pool and size. Default: the operator's default pool.")
     max_restarts: int | None = Field(

@@ -1,8 +1,8 @@
 """FineTuneRun.status: what the operator observes and the trainer reports.
 
-The operator owns every field except `report`, which the trainer's rank 0 writes
-(the only status write its ServiceAccount may make) and the operator folds into
-`progress`, `metrics` and `checkpoints`.
+The operator alone writes it. The trainer's rank 0 reports into the run's report
+ConfigMap (the only object its ServiceAccount may write); the operator folds that
+report into `progress`, `metrics` and `checkpoints` and mirrors it in `report`.
 """
 
 from datetime import datetime
@@ -99,7 +99,7 @@ class RunEvent(_CamelModel):
 
 
 class FineTuneRunStatus(_CamelModel):
-    """What the operator observed of the run; only `report` is written by the trainer."""
+    """What the operator observed of the run, and the trainer's last report it folded (`report`)."""
 
     phase: Phase | None = Field(
         None,
@@ -145,7 +145,11 @@ class FineTuneRunStatus(_CamelModel):
         None, description="This run's retry budget: spec.maxRestarts, else the operator's default."
     )
     observed_generation: int | None = Field(None, description="The metadata.generation this status was decided from.")
-    report: TrainerReport | None = Field(None, description="Written by the trainer; folded into the fields above.")
+    report: TrainerReport | None = Field(
+        None,
+        description="The trainer's last report the operator folded into the fields above (a copy, written by the "
+        "operator; the trainer writes only the run's <name>-report ConfigMap).",
+    )
 
     @property
     def attempt(self) -> int:

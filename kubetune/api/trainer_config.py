@@ -45,16 +45,23 @@ class TrainerPaths(_Strict):
 
 
 class ProgressTarget(_Strict):
-    """Where rank 0 sends TrainerReports: a JSON file (local mode, tests) or the run's status (cluster)."""
+    """Where rank 0 sends TrainerReports: a JSON file (local mode, tests) or the run's report ConfigMap (cluster)."""
 
     kind: Literal["file", "kubernetes", "none"] = "none"
     path: Path | None = None
+    config_map: str | None = Field(
+        None,
+        description="kind=kubernetes: the ConfigMap, in the run's namespace, whose key kubetune.api.progress.REPORT_KEY "
+        "holds the report; the one object the trainer's identity may write (the operator names it).",
+    )
     min_interval_s: float = Field(10.0, ge=0, description="Routine reports at most this often; stage changes always.")
 
     @model_validator(mode="after")
-    def _file_needs_path(self) -> "ProgressTarget":
+    def _destination_named(self) -> "ProgressTarget":
         if self.kind == "file" and self.path is None:
             raise ValueError("progress.kind=file needs progress.path")
+        if self.kind == "kubernetes" and not self.config_map:
+            raise ValueError("progress.kind=kubernetes needs progress.config_map")
         return self
 
 

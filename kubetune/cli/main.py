@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "kubetune.cli.validate_data",
     "kubetune.cli.validate_weights",
     "kubetune.cli.plan",
+    "kubetune.cli.plan_memory",
     "kubetune.cli.create",
     "kubetune.cli.run",
     "kubetune.cli.runs",

@@ -54,14 +54,22 @@ def run(args: argparse.Namespace) -> int:
     micro_batch = args.micro_batch or TrainingOptions().micro_batch_size
     plan = plan_memory(shape, context_length, micro_batch, args.activation_checkpointing, int(args.gpu_memory_gib * GIB), gpus_per_node, nodes)
 
-    print(f"model: {spec.model} ({plan.parameters / 1e9:.2f}B parameters), context {context_length}, micro-batch {micro_batch}, "
-          f"activation checkpointing {'on' if args.activation_checkpointing else 'off'}")
-    for part, size in plan.estimate.parts.items():
-        print(f"  {part:<45} {size / GIB:8.2f} GiB")
-    print(f"  {'total per GPU':<45} {plan.estimate.total / GIB:8.2f} GiB of {args.gpu_memory_gib:g}")
+    print(describe(spec.model, plan, context_length, micro_batch, args.activation_checkpointing))
     print(plan.message())
-    fits = plan.fits if nodes else plan.min_nodes is not None
-    return 0 if fits else EXIT_DOES_NOT_FIT
+    return 0 if plan.fits else EXIT_DOES_NOT_FIT
+
+
+def describe(model: str, plan, context_length: int, micro_batch: int, activation_checkpointing: bool) -> str:
+    """The plan's inputs and its estimate part by part (`kubetune plan`, `kubetune plan-memory`)."""
+    from kubetune.api.memory_plan import GIB
+
+    lines = [
+        f"model: {model} ({plan.parameters / 1e9:.2f}B parameters), context {context_length}, micro-batch {micro_batch}, "
+        f"activation checkpointing {'on' if activation_checkpointing else 'off'}",
+        *(f"  {part:<45} {size / GIB:8.2f} GiB" for part, size in plan.estimate.parts.items()),
+        f"  {'total per GPU':<45} {plan.estimate.total / GIB:8.2f} GiB of {plan.gpu_memory_bytes / GIB:g}",
+    ]
+    return "\n".join(lines)
 
 
 def requested_nodes(compute, gpus_per_node: int) -> int | None:
@@ -77,15 +85,20 @@ def requested_nodes(compute, gpus_per_node: int) -> int | None:
 
 def model_shape(model: str, config_file: Path | None, manifest_dir: Path, pvc_mount_root: Path):
     """The model's shape: --model-config, else the supported models' table, else the config.json of its folder."""
-    from kubetune.api.locations import parse_model
     from kubetune.api.memory_plan import MODEL_SHAPES, ModelShape
 
     if config_file is not None:
         return ModelShape.from_config(json.loads(config_file.read_text()))
     if model in MODEL_SHAPES:
         return MODEL_SHAPES[model]
+    return ModelShape.from_folder(model_folder(model, manifest_dir, pvc_mount_root))
+
+
+def model_folder(model: str, base: Path, pvc_mount_root: Path) -> Path:
+    """The local folder a model outside the table names (a relative path from `base`); ValueError for any other."""
+    from kubetune.api.locations import parse_model
+
     folder = parse_model(model).local_path(pvc_mount_root)
     if folder is None:
         raise ValueError(f"{model}: not a supported model and not a local folder; pass its config.json with --model-config")
-    folder = folder if folder.is_absolute() else manifest_dir / folder
-    return ModelShape.from_config(json.loads((folder / "config.json").read_text()))
+    return folder if folder.is_absolute() else base / folder

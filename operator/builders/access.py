@@ -1,6 +1,9 @@
-"""The trainer's identity: a ServiceAccount that may only read and patch its own run's status."""
+"""The trainer's identity: a ServiceAccount that may only patch its own run's report ConfigMap.
 
-from kubetune.api import GROUP, PLURAL
+Every container of a training pod holds its token, so it gets nothing the operator owns: no FineTuneRun, no
+status. The operator reads the report as untrusted input (kubetune.operator.status_io.parse_report).
+"""
+
 from kubetune.operator import names
 from kubetune.operator.builders.common import Manifest, RunRef, metadata
 
@@ -22,10 +25,11 @@ def build_role(run: RunRef) -> Manifest:
         "metadata": metadata(run, names.trainer_role(run.name), names.TRAINER),
         "rules": [
             {
-                "apiGroups": [GROUP],
-                "resources": [f"{PLURAL}/status"],
-                "resourceNames": [run.name],
-                "verbs": ["get", "patch"],
+                # What KubernetesReporter calls (kubetune.trainer.progress), on that one object.
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [names.report_config_map(run.name)],
+                "verbs": ["patch"],
             }
         ],
     }
@@ -40,4 +44,13 @@ def build_role_binding(run: RunRef) -> Manifest:
         "subjects": [
             {"kind": "ServiceAccount", "name": names.trainer_service_account(run.name), "namespace": run.namespace}
         ],
+    }
+
+
+def build_report_config_map(run: RunRef) -> Manifest:
+    """Created without data: the trainer fills it, and ensuring it again (a new attempt) leaves the report alone."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(run, names.report_config_map(run.name), names.REPORT),
     }

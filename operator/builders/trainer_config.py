@@ -39,7 +39,7 @@ def build_trainer_config(run: RunRef, spec: FineTuneRunSpec, config: OperatorCon
             pvc_mount_root=Path(PVC_MOUNT_ROOT),
         ),
         mlflow_tracking_uri=config.mlflow.tracking_uri,
-        progress=ProgressTarget(kind="kubernetes"),
+        progress=ProgressTarget(kind="kubernetes", config_map=names.report_config_map(run.name)),
         training=TrainingOptions(collective_timeout_seconds=config.defaults.collective_timeout_seconds),
         attempt=attempt,
     )

@@ -1,13 +1,15 @@
 """The validation step, before any GPU is asked for: `kubetune validate-data` for every data path (it also
-checks the model folder), and `kubetune validate-weights` for customWeightsPath."""
+checks the model folder), `kubetune validate-weights` for customWeightsPath, and `kubetune plan-memory` for a
+model folder on a pool that says its GPUs' memory (the operator plans the supported models itself)."""
 
-from kubetune.api.locations import parse_custom_weights
+from kubetune.api.locations import parse_custom_weights, parse_model
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.operator import names
 from kubetune.operator.builders import common
 from kubetune.operator.builders.common import Manifest, RunRef
 from kubetune.operator.builders.trainer_config import resolve_custom_weights
 from kubetune.operator.config import OperatorConfig
+from kubetune.operator.placement import MemoryQuestion, Placement, memory_question, resolve_placement
 
 
 def validation_pool_name(config: OperatorConfig) -> str:
@@ -24,13 +26,38 @@ def validate_weights_command(spec: FineTuneRunSpec, config: OperatorConfig) -> l
     return ["kubetune", "validate-weights", value, "--checkpoint-root", config.checkpoints.mount_path]
 
 
+def plan_memory_command(spec: FineTuneRunSpec, placement: Placement, question: MemoryQuestion) -> list[str]:
+    """The memory plan of the model folder on the nodes the training Job will get. Where compute leaves the node
+    count open that is one node: the operator places a run before a pod has read the folder's shape, so a folder
+    that needs more is refused with the fewest nodes to ask for (spec.compute.nodes) rather than run out of memory."""
+    command = [
+        "kubetune", "plan-memory", "--model", spec.model, "--pool", placement.pool_name,
+        "--gpu-memory-gib", str(question.gpu_memory_gib), "--gpus-per-node", str(question.gpus_per_node),
+        "--nodes", str(placement.nodes), "--micro-batch", str(question.micro_batch),
+        "--activation-checkpointing" if question.activation_checkpointing else "--no-activation-checkpointing",
+    ]
+    if spec.context_length:  # else the trainer's default, from the folder's config.json
+        command += ["--context-length", str(spec.context_length)]
+    return command
+
+
+def _memory_plan(spec: FineTuneRunSpec, config: OperatorConfig) -> list[str] | None:
+    """The plan-memory command for a model folder a pod can read (a claim or a path in the image) on GPUs of a
+    known memory; None otherwise (a supported model is planned at admission, resolve_placement)."""
+    if parse_model(spec.model).local_path() is None:
+        return None
+    placement = resolve_placement(spec.compute, config)
+    question = memory_question(placement, spec.compute)
+    return None if question is None else plan_memory_command(spec, placement, question)
+
+
 def _reads_checkpoint_volume(spec: FineTuneRunSpec) -> bool:
     """customWeightsPath names an earlier run or a path: both live on the checkpoint volume in a pod."""
     return bool(spec.custom_weights_path) and parse_custom_weights(spec.custom_weights_path).kind in ("run_name", "local")
 
 
 def build_validation_job(run: RunRef, spec: FineTuneRunSpec, config: OperatorConfig) -> Manifest:
-    """One container per input path, running side by side; the pod succeeds when every path is valid."""
+    """One container per check, running side by side; the pod succeeds when every path is valid and the model fits."""
     pool = config.pools[validation_pool_name(config)]
     data_volumes, data_mounts = common.input_volumes(spec)
     resources = {"requests": {k: v for k, v in (("cpu", pool.cpu), ("memory", pool.memory)) if v}}
@@ -40,6 +67,9 @@ def build_validation_job(run: RunRef, spec: FineTuneRunSpec, config: OperatorCon
     commands = [(container_name, validate_command(path, spec)) for container_name, path in inputs]
     if spec.custom_weights_path:
         commands.append(("validate-weights", validate_weights_command(spec, config)))
+    memory_plan = _memory_plan(spec, config)
+    if memory_plan is not None:
+        commands.append(("plan-memory", memory_plan))
     if _reads_checkpoint_volume(spec):
         claim = {"claimName": config.checkpoints.claim_name, "readOnly": True}
         data_volumes.append({"name": "checkpoints", "persistentVolumeClaim": claim})

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,9 +29,13 @@ from helpers.helm import CHART, VALUES_DIR, run_helm
 from helpers.health import wait_healthy
 from helpers.mlflow_server import logged_export
 from kubetune.api.progress import CheckpointRef, TrainerReport
+from kubetune.operator.access_rules import schema_name
 
 pytestmark = [pytest.mark.cluster, pytest.mark.mlflow]
 
+
+
+RESTRICTED = ("pod-security.kubernetes.io/enforce=restricted", "pod-security.kubernetes.io/enforce-version=latest")
 
 
 @dataclass
@@ -46,8 +51,11 @@ class Release:
 def release(helm, kubeconfig):
     suffix = uuid.uuid4().hex[:6]
     rel = Release(f"kt-{suffix}", f"kt-chart-{suffix}", f"kt-runs-{suffix}", f"kt-{suffix}-kubetune", "")
-    kubectl(kubeconfig, "create", "namespace", rel.run_namespace)
-    kubectl(kubeconfig, "label", "namespace", rel.run_namespace, "kubetune.io/test=true")
+    # Both namespaces enforce the restricted Pod Security Standard: every pod the chart and the operator
+    # make must be admitted there (the run below gets its pods; the Deployment gets its pod).
+    for namespace in (rel.run_namespace, rel.namespace):
+        kubectl(kubeconfig, "create", "namespace", namespace)
+        kubectl(kubeconfig, "label", "namespace", namespace, "kubetune.io/test=true", *RESTRICTED)
     kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(prebound_volume(rel.run_namespace, "kubetune-checkpoints")))
     output = run_helm(
         helm, "install", rel.name, str(CHART), "--namespace", rel.namespace, "--create-namespace",
@@ -134,6 +142,58 @@ def test_service_account_is_denied_what_the_operator_does_not_use(kubeconfig, re
     assert can_i("create", "pods", "-n", release.run_namespace) == "no"
 
 
+@pytest.mark.security
+def test_the_operator_pod_is_admitted_in_a_restricted_namespace(kubeconfig, release):
+    def pods() -> list[str]:
+        listing = kubectl(kubeconfig, "get", "pods", "-n", release.namespace, "-o", "name")
+        return listing.split()
+
+    deadline = time.monotonic() + 60
+    while not pods() and time.monotonic() < deadline:
+        time.sleep(1)
+    refused = kubectl(kubeconfig, "get", "events", "-n", release.namespace, "--field-selector=reason=FailedCreate", "-o", "name")
+    assert pods(), f"the Deployment's pod was not created: {refused}"
+    assert refused.strip() == ""
+
+
+def granted(kubeconfig: str, namespace: str, user: str) -> set[tuple[str, str]]:
+    """(resource.group, verb) pairs `kubectl auth can-i --list` shows for `user` in `namespace`."""
+    table = kubectl(kubeconfig, "auth", "can-i", "--list", "-n", namespace, f"--as={user}")
+    pairs = set()
+    for line in table.splitlines()[1:]:
+        resource, _, verbs = line.partition("[]")  # "RESOURCE   []   [RESOURCE NAMES]   [VERBS]": URLs are skipped
+        if not resource.strip() or "[" not in verbs:
+            continue
+        names, _, verb_list = verbs.strip().rpartition("[")
+        if names.strip() not in ("", "[]"):
+            continue  # a rule for named objects only (e.g. the SA's own token): not the operator's
+        pairs |= {(resource.strip(), verb) for verb in verb_list.rstrip("]").split()}
+    return pairs
+
+
+def declared_pairs(rules) -> set[tuple[str, str]]:
+    """The rules as kubectl names them: resource.group, then any subresource (finetuneruns.kubetune.io/status)."""
+
+    def named(resource: str, group: str) -> str:
+        base, slash, sub = resource.partition("/")
+        return f"{base}.{group}{slash}{sub}" if group else resource
+
+    return {(named(resource, group), verb) for rule in rules for group in rule.api_groups for resource in rule.resources for verb in rule.verbs}
+
+
+@pytest.mark.security
+def test_service_account_may_do_exactly_what_operator_rbac_declares(kubeconfig, release):
+    """What the installed ServiceAccount may do in a watched namespace, less what every ServiceAccount may do
+    (a bare one beside it), is exactly operator/rbac.py: a verb nothing calls shows up here."""
+    from kubetune.operator import rbac
+
+    bare = f"kt-bare-{uuid.uuid4().hex[:6]}"
+    kubectl(kubeconfig, "create", "serviceaccount", bare, "-n", release.run_namespace)
+    baseline = granted(kubeconfig, release.run_namespace, f"system:serviceaccount:{release.run_namespace}:{bare}")
+    operator = granted(kubeconfig, release.run_namespace, f"system:serviceaccount:{release.namespace}:{release.service_account}")
+    assert operator - baseline == declared_pairs(rbac.CLUSTER_RULES + rbac.NAMESPACED_RULES) - baseline
+
+
 def report(**fields: object) -> TrainerReport:
     return TrainerReport.model_validate({"updatedAt": datetime.now(UTC).isoformat(), **fields})
 
@@ -184,7 +244,9 @@ def _complete_a_run(runs, mlflow_uri: str, tmp_path: Path) -> None:
 
     manifest = yaml.safe_load((REPO_ROOT / "examples" / "multinode.yaml").read_text())
     manifest["metadata"]["name"] = "chat"
-    manifest["spec"]["registerTo"] = "main.chart"  # the session's MLflow server is shared with the operator tests
+    # The chart's default access rule: the run namespace's own schema (unique: the session's MLflow server is shared).
+    registered = f"main.{schema_name(runs.namespace)}.chat"
+    manifest["spec"]["registerTo"] = registered
     manifest["spec"]["compute"] = {"pool": "a10g", "gpus": 2}  # two 1-GPU nodes: multi-node, away from h100 tests
     name = runs.apply(manifest)
 
@@ -204,8 +266,8 @@ def _complete_a_run(runs, mlflow_uri: str, tmp_path: Path) -> None:
     runs.finish_pods("chat-train-0", 0)
     status = runs.wait_phase(name, "Succeeded", timeout=120)
 
-    assert status["registeredModel"] == {"name": "main.chart.chat", "version": "1"}
-    version = mlflow.MlflowClient(mlflow_uri).get_model_version("main.chart.chat", "1")
+    assert status["registeredModel"] == {"name": registered, "version": "1"}
+    version = mlflow.MlflowClient(mlflow_uri).get_model_version(registered, "1")
     assert version.run_id == run_id and version.source == export
     reasons = [e.reason for e in runs.events(name)]
     assert "ModelRegistered" in reasons and "RunSucceeded" in reasons

@@ -5,8 +5,9 @@ Job. Where the kwok pod would run its container, the test runs the real trainer 
 would: the pod's own torchrun command (one node, so `--standalone`), the trainer config the
 operator wrote into the run's ConfigMap (only the checkpoint volume's mount remapped to a temp
 folder) and a token of the run's trainer ServiceAccount. Then kwok ends the pod, and the
-operator must have folded the trainer's real reports into the status and must register the
-export the trainer logged to MLflow.
+operator must have folded the trainer's real reports (written into the run's report ConfigMap,
+the one object that token may patch) into the status and must register the export the trainer
+logged to MLflow.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from helpers import cluster, torchrun
 from kubetune.api import GROUP, VERSION
 from kubetune.api.trainer_config import TrainerConfig
+from kubetune.operator import names
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
@@ -168,18 +170,24 @@ def test_the_real_trainer_reports_to_the_operator_which_registers_its_export(
     version = mlflow_client.get_model_version(f"main.e2e.{name}", "1")
     mlflow_run = mlflow_client.get_run(run_id)
     assert version.run_id == run_id and version.source == f"{mlflow_run.info.artifact_uri}/model"
-    assert version.source == status["report"]["exportUri"]  # what the trainer reported
+    assert version.source == status["report"]["exportUri"]  # what the trainer reported (the operator's copy)
     assert mlflow_run.data.tags["kubetune.run_uid"] == run_uid
     assert mlflow_run.info.experiment_id == status["mlflow"]["experimentId"]
     exported = {Path(a.path).name for a in mlflow_client.list_artifacts(run_id, "model")}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= exported, exported
     assert event_types(status)[-1] == "COMPLETED"
 
-    # The token could write its own run's status and nothing else.
-    assert can_i(kubeconfig, namespace, "patch", f"finetuneruns.{GROUP}/{name}", "--subresource=status")
-    assert not can_i(kubeconfig, namespace, "patch", f"finetuneruns.{GROUP}/other-run", "--subresource=status")
+    # The token could patch its own run's report and nothing else: no FineTuneRun, no status.
+    report_map = operator_config.progress.config_map
+    assert report_map == names.report_config_map(name)
+    assert can_i(kubeconfig, namespace, "patch", f"configmaps/{report_map}")
+    assert not can_i(kubeconfig, namespace, "get", f"configmaps/{report_map}")
+    assert not can_i(kubeconfig, namespace, "patch", f"configmaps/{names.report_config_map('other-run')}")
+    assert not can_i(kubeconfig, namespace, "patch", f"configmaps/{config_map}")
+    assert not can_i(kubeconfig, namespace, "patch", f"finetuneruns.{GROUP}/{name}", "--subresource=status")
+    assert not can_i(kubeconfig, namespace, "get", f"finetuneruns.{GROUP}/{name}")
     assert not can_i(kubeconfig, namespace, "patch", f"finetuneruns.{GROUP}/{name}")
     assert not can_i(kubeconfig, namespace, "list", f"finetuneruns.{GROUP}")
     assert not can_i(kubeconfig, namespace, "get", "secrets")
     assert not can_i(kubeconfig, namespace, "create", "pods")
-    assert not can_i(kubeconfig, "default", "patch", f"finetuneruns.{GROUP}/{name}", "--subresource=status")
+    assert not can_i(kubeconfig, "default", "patch", f"configmaps/{report_map}")

@@ -13,8 +13,8 @@ from kubernetes import client as k8s
 
 from helpers import cluster
 from kubetune.api import GROUP, PLURAL, VERSION
-from kubetune.api.progress import TrainerReport
-from kubetune.api.trainer_config import RunIdentity
+from kubetune.api.progress import REPORT_KEY, TrainerReport
+from kubetune.operator import names
 from kubetune.trainer.progress import KubernetesReporter
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multinode.yaml"
@@ -98,11 +98,14 @@ class RunDriver:
             self.core.patch_namespaced_pod(pod.metadata.name, self.namespace, {"metadata": {"annotations": annotations}})
 
     def report(self, name: str, report: TrainerReport) -> None:
-        """Send the report exactly as the trainer's rank 0 does (KubernetesReporter), minus in-cluster login."""
-        reporter = KubernetesReporter.__new__(KubernetesReporter)
-        reporter.api = self.custom
-        reporter.run = RunIdentity(namespace=self.namespace, name=name)
-        reporter.report(report)
+        """Send the report exactly as the trainer's rank 0 does (KubernetesReporter into the run's report
+        ConfigMap), with the admin's client instead of the pod's token."""
+        KubernetesReporter(self.namespace, names.report_config_map(name), core=self.core).report(report)
+
+    def write_raw_report(self, name: str, raw: Any) -> None:
+        """Write the report ConfigMap around the trainer's code (a forged or broken trainer): any JSON value."""
+        data = {REPORT_KEY: json.dumps(raw)}
+        self.core.patch_namespaced_config_map(names.report_config_map(name), self.namespace, {"data": data})
 
     def events(self, name: str) -> list[Any]:
         items = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}").items

@@ -11,6 +11,9 @@ from kubetune.operator.observe import JobView, PodView
 from kubetune.operator.reconcile import RunView
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+# Most tests register to main.finetunes from any namespace: they allow every target, and the access tests
+# (tests/unit/test_access_rules.py, tests/operator/test_access.py) use the real default.
+ALLOW_EVERY_TARGET = {"default": {"registerTo": ["*.*"], "experimentPaths": ["**"]}}
 
 
 def make_config(**overrides: Any) -> OperatorConfig:
@@ -29,6 +32,7 @@ def make_config(**overrides: Any) -> OperatorConfig:
         },
         "defaults": {"pool": "h100", "validationPool": "cpu", "maxRestarts": 2},
         "mlflow": {"trackingUri": "http://mlflow:5000", "credentialsSecret": "mlflow-credentials"},
+        "access": ALLOW_EVERY_TARGET,
     }
     data.update(overrides)
     return OperatorConfig.model_validate(data)

@@ -25,6 +25,7 @@ import yaml
 
 from helpers import cluster
 from helpers.mlflow_server import free_port
+from helpers.operator_factories import ALLOW_EVERY_TARGET
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,6 +48,7 @@ def operator_config(tmp_path_factory, mlflow_uri) -> Path:
         "registrationBackoffMaxSeconds": 4,
     }
     config["defaults"]["restartBackoff"] = {"initialSeconds": 1, "maxSeconds": 2}
+    config["access"] = ALLOW_EVERY_TARGET  # tests/operator/test_access.py puts the real default back
     path = tmp_path_factory.mktemp("operator") / "operator.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

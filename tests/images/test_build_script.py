@@ -83,7 +83,7 @@ def test_host_pip_settings_and_ca_reach_the_build_as_secrets(tmp_path):
     assert "cert = /run/secrets/ca.crt" in conf  # where the Dockerfile mounts the secret ca.crt
     assert "cache-dir" not in conf and "missing" not in conf
     [command] = build_commands(log)
-    assert re.match(r"buildah --storage-driver (overlay|vfs) build --isolation chroot --layers --target operator ", command)
+    assert re.match(r"buildah --storage-driver (overlay|vfs) build --isolation chroot --layers --force-rm --target operator ", command)
     assert f"--secret id=ca.crt,src={ca} " in command and "--secret id=pip.conf,src=" in command
     assert f"-v {wheels}:{wheels}:ro" in command  # the local find-links folder, mounted read-only
 

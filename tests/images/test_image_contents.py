@@ -56,3 +56,19 @@ def test_image_holds_the_kubetune_of_the_working_tree(image):
     assert before and installed
     stale = sorted(p for p in before.keys() | after.keys() | installed.keys() if installed.get(p) not in (before.get(p), after.get(p)))
     assert stale == [], f"{built.tag} holds other Kubetune modules than the working tree had during the build: {stale[:20]}"
+
+
+def test_a_build_leaves_nothing_superseded_behind(operator_image, trainer_image):
+    """Builds from many clones and CI runs share the machine's storage: after a build, no image or cache layer of
+    this Dockerfile is left that no tag and no other image needs (hack/build-images.sh, prune_superseded)."""
+    import subprocess
+
+    from images.containers import buildah_command
+
+    listing = subprocess.run(
+        [*buildah_command(), "images", "--all", "--quiet", "--filter", "dangling=true", "--filter", "label=io.kubetune.project=kubetune"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.split() == []
+    assert operator_image.size and trainer_image.size  # both tags are still there

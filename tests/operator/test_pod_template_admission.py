@@ -12,7 +12,7 @@ from kubernetes import client as k8s
 
 from helpers.operator_driver import example_run
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.security]
 
 FIELD = "spec.compute.podTemplate.spec"
 # The attack, the field the API server names, and the start of its message (the words between the two, e.g.

@@ -39,6 +39,7 @@ def test_a_good_request_registers(mlflow_uri, tmp_path):
         "main.registration.chat", "1", None, None)
 
 
+@pytest.mark.security
 def test_only_the_runs_own_model_is_registered(mlflow_uri, tmp_path):
     """A report is written by an identity every container of the training pod has: it may name another
     team's MLflow run, or files outside the run's own. Neither is registered with the operator's credentials."""

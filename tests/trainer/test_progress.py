@@ -74,3 +74,22 @@ def test_a_failing_target_never_raises_and_is_retried(caplog):
     reporter.report(_report(step=2))  # the failed one was never sent, so this is still news
     assert [r.step for r in inner.sent] == [2]
     assert "progress report failed" in caplog.text
+
+
+def test_kubernetes_reporter_patches_only_its_report_config_map_key_redacted():
+    """One call, on the one object the trainer's Role names: the key both sides share, the report masked."""
+    from kubetune.api.progress import REPORT_KEY
+    from kubetune.trainer.progress import KubernetesReporter
+
+    class Core:
+        calls = []
+
+        def patch_namespaced_config_map(self, name, namespace, body):
+            self.calls.append((name, namespace, body))
+
+    report = _report().model_copy(update={"export_uri": "https://u:s3cret@h/model"})
+    KubernetesReporter("team-a", "chat-report", core=Core()).report(report)
+    [(name, namespace, body)] = Core.calls
+    assert (name, namespace, list(body), list(body["data"])) == ("chat-report", "team-a", ["data"], [REPORT_KEY])
+    sent = json.loads(body["data"][REPORT_KEY])
+    assert sent["stage"] == "TRAINING" and sent["exportUri"] == "https://u:***@h/model"

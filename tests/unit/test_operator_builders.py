@@ -4,7 +4,7 @@ from helpers.operator_factories import REF, make_config, make_spec
 from kubetune.api.errors import SpecError
 from kubetune.api.pod_template import PodTemplate
 from kubetune.api.spec import FineTuneRunSpec
-from kubetune.operator.builders.access import build_role, build_role_binding, build_service_account
+from kubetune.operator.builders.access import build_report_config_map, build_role, build_role_binding, build_service_account
 from kubetune.operator.builders.storage import build_checkpoint_claim
 from kubetune.operator.builders.trainer_config import build_trainer_config, build_trainer_config_map, resolve_custom_weights
 from kubetune.operator.builders.training import build_training_job, build_workers_service, merge_pod_template, queue_name
@@ -152,14 +152,18 @@ def test_workers_service_selects_every_training_pod_of_every_attempt(attempt):
     assert job["spec"]["template"]["spec"]["subdomain"] == "chat-workers"
 
 
-def test_trainer_role_allows_only_its_own_status():
+def test_trainer_role_allows_only_patching_its_own_report():
+    """No FineTuneRun permission at all: the phase and the registered model are the operator's alone."""
     [rule] = build_role(REF)["rules"]
     assert rule == {
-        "apiGroups": ["kubetune.io"],
-        "resources": ["finetuneruns/status"],
-        "resourceNames": ["chat"],
-        "verbs": ["get", "patch"],
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["chat-report"],
+        "verbs": ["patch"],
     }
+    report = build_report_config_map(REF)
+    assert report["metadata"]["name"] == "chat-report" and "data" not in report  # the trainer fills it
+    assert report["metadata"]["ownerReferences"][0]["uid"] == REF.uid
     binding = build_role_binding(REF)
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "chat-trainer", "namespace": "team-a"}]
     assert build_service_account(REF)["automountServiceAccountToken"] is False
@@ -189,7 +193,7 @@ class TestTrainerConfig:
         path.write_text(config_map["data"]["trainer.yaml"])
         loaded = TrainerConfig.load(path)
         assert (loaded.run.name, loaded.run.namespace, loaded.attempt) == ("chat", "team-a", 2)
-        assert loaded.progress.kind == "kubernetes"
+        assert (loaded.progress.kind, loaded.progress.config_map) == ("kubernetes", "chat-report")
         assert loaded.spec.custom_weights_path == "/checkpoints/earlier-run/checkpoints/latest"
         assert loaded.spec.experiment_path == "/Users/team-a/chat"
         assert str(loaded.run_checkpoint_dir) == "/checkpoints/chat/checkpoints"

@@ -38,6 +38,7 @@ def test_without_validation_creates_training_children_in_dependency_order():
         ("ServiceAccount", "chat-trainer"),
         ("Role", "chat-trainer"),
         ("RoleBinding", "chat-trainer"),
+        ("ConfigMap", "chat-report"),
         ("ConfigMap", "chat-trainer-config"),
         ("Service", "chat-workers"),
         ("Job", "chat-train-0"),
@@ -161,9 +162,9 @@ def test_terminal_runs_are_left_alone():
     assert step(make_run(status=failed.model_dump(by_alias=True))).status == failed
 
 
-def test_status_patch_nulls_unset_fields_and_never_touches_the_report():
+def test_status_patch_nulls_unset_fields_the_report_mirror_included():
     patch = status_patch(queued())
-    assert patch["phase"] == "Queued" and patch["registeredModel"] is None and "report" not in patch
+    assert patch["phase"] == "Queued" and patch["registeredModel"] is None and patch["report"] is None
 
 
 def test_job_view_reads_conditions_and_scheduler_messages():

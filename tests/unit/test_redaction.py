@@ -155,6 +155,7 @@ def test_a_masked_message_decided_again_is_no_new_event(monkeypatch):
     written, posted = [], []
     monkeypatch.setattr(handlers.kube, "read_run", lambda api, namespace, name: body)
     monkeypatch.setattr(handlers, "observe", lambda api, run: Observed())
+    monkeypatch.setattr(handlers, "read_report", lambda api, run: None)
     # Something else changed too (a restart counted), so the status is written.
     monkeypatch.setattr(handlers, "decide", lambda run, observed, config, at: Plan(decided.model_copy(update={"restarts": 1})))
     monkeypatch.setattr(handlers.kube, "write_status", lambda api, run, patch: written.append(patch))

@@ -29,7 +29,7 @@ the operator does not use. Each rule's comment is its reason there.
 # write run status
 - apiGroups: ["kubetune.io"]
   resources: ["finetuneruns/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["get", "patch"]
 # children's ownerReferences with blockOwnerDeletion (OwnerReferencesPermissionEnforcement)
 - apiGroups: ["kubetune.io"]
   resources: ["finetuneruns/finalizers"]
@@ -41,37 +41,33 @@ the operator does not use. Each rule's comment is its reason there.
 # validation and training Jobs
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["list", "watch", "create", "delete"]
 # scheduling and exit state of the run's pods
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 # the headless Service for torchrun rendezvous
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "create"]
-# the trainer's configuration
+  verbs: ["create"]
+# the trainer's configuration; its report ConfigMap, read and watched for new reports
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # the trainer's ServiceAccount
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["get", "create"]
+  verbs: ["create"]
 # the checkpoint claim when checkpoints.createClaim
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "create"]
-# the trainer's Role and RoleBinding (patch of its own run's status only)
+  verbs: ["create"]
+# the trainer's Role and RoleBinding (patch of its own run's report ConfigMap only)
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["get", "create"]
-# an Event for every run transition (kopf may also post)
+  verbs: ["create"]
+# an Event for every run transition (kopf's own posting is off); a Job's FailedCreate Events (refused pods)
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-# the same through the newer Events API
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create", "list"]
 {{- end -}}
