@@ -156,42 +156,16 @@ def test_the_operator_pod_is_admitted_in_a_restricted_namespace(kubeconfig, rele
     assert refused.strip() == ""
 
 
-def granted(kubeconfig: str, namespace: str, user: str) -> set[tuple[str, str]]:
-    """(resource.group, verb) pairs `kubectl auth can-i --list` shows for `user` in `namespace`."""
-    table = kubectl(kubeconfig, "auth", "can-i", "--list", "-n", namespace, f"--as={user}")
-    pairs = set()
-    for line in table.splitlines()[1:]:
-        resource, _, verbs = line.partition("[]")  # "RESOURCE   []   [RESOURCE NAMES]   [VERBS]": URLs are skipped
-        if not resource.strip() or "[" not in verbs:
-            continue
-        names, _, verb_list = verbs.strip().rpartition("[")
-        if names.strip() not in ("", "[]"):
-            continue  # a rule for named objects only (e.g. the SA's own token): not the operator's
-        pairs |= {(resource.strip(), verb) for verb in verb_list.rstrip("]").split()}
-    return pairs
-
-
-def declared_pairs(rules) -> set[tuple[str, str]]:
-    """The rules as kubectl names them: resource.group, then any subresource (finetuneruns.kubetune.io/status)."""
-
-    def named(resource: str, group: str) -> str:
-        base, slash, sub = resource.partition("/")
-        return f"{base}.{group}{slash}{sub}" if group else resource
-
-    return {(named(resource, group), verb) for rule in rules for group in rule.api_groups for resource in rule.resources for verb in rule.verbs}
-
-
 @pytest.mark.security
 def test_service_account_may_do_exactly_what_operator_rbac_declares(kubeconfig, release):
-    """What the installed ServiceAccount may do in a watched namespace, less what every ServiceAccount may do
-    (a bare one beside it), is exactly operator/rbac.py: a verb nothing calls shows up here."""
+    """What the installed ServiceAccount may do in a watched namespace, beyond what every ServiceAccount may do,
+    is exactly operator/rbac.py: a verb nothing calls shows up here."""
+    from helpers.permissions import beyond_every_service_account, declared
     from kubetune.operator import rbac
 
-    bare = f"kt-bare-{uuid.uuid4().hex[:6]}"
-    kubectl(kubeconfig, "create", "serviceaccount", bare, "-n", release.run_namespace)
-    baseline = granted(kubeconfig, release.run_namespace, f"system:serviceaccount:{release.run_namespace}:{bare}")
-    operator = granted(kubeconfig, release.run_namespace, f"system:serviceaccount:{release.namespace}:{release.service_account}")
-    assert operator - baseline == declared_pairs(rbac.CLUSTER_RULES + rbac.NAMESPACED_RULES) - baseline
+    user = f"system:serviceaccount:{release.namespace}:{release.service_account}"
+    rules = [rule.to_manifest() for rule in rbac.CLUSTER_RULES + rbac.NAMESPACED_RULES]
+    assert beyond_every_service_account(kubeconfig, release.run_namespace, user) == declared(rules)
 
 
 def report(**fields: object) -> TrainerReport:

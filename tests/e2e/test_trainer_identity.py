@@ -77,3 +77,18 @@ def test_the_trainer_token_writes_its_own_report_and_nothing_the_operator_owns(r
     assert status["report"]["stage"] == "TRAIN_FINISHED"  # the operator's copy, for kubectl and the SDK
 
     assert runs.status(theirs).get("progress") is None and runs.status(theirs)["phase"] == "Running"
+
+
+def test_the_trainer_may_do_exactly_what_its_role_declares(runs):
+    """Beyond what every ServiceAccount may do, the trainer's identity holds exactly the Role the operator builds
+    for it (operator/builders/access.py, next to the reporter that needs it): patch of its own report."""
+    from helpers.permissions import beyond_every_service_account, declared
+    from kubetune.operator.builders.access import build_role
+    from kubetune.operator.builders.common import RunRef
+
+    name = runs.apply(example_run("exact", validateInputs=False, compute={"pool": "a10g", "gpus": 1}))
+    runs.wait_phase(name, "Running")
+    user = f"system:serviceaccount:{runs.namespace}:{names.trainer_service_account(name)}"
+    role = build_role(RunRef(name, runs.namespace, runs.get(name)["metadata"]["uid"]))
+    holds = beyond_every_service_account(runs.kubeconfig, runs.namespace, user)
+    assert holds == declared(role["rules"]) == {("configmaps", names.report_config_map(name), "patch")}
