@@ -19,6 +19,7 @@ from kubetune.api.locations import parse_model
 from kubetune.api.trainer_config import TrainerConfig, TrainingOptions
 from kubetune.trainer import host_memory
 from kubetune.trainer.architectures import ARCHITECTURES, architecture_of
+from kubetune.trainer.attention import DOCUMENT_ATTENTION
 from kubetune.trainer.distributed import shard_model
 from kubetune.trainer.weight_loading import WeightFileError, load_local_shards, rebuild_non_persistent_buffers, safetensors_files
 
@@ -92,7 +93,8 @@ def load_tokenizer(source: ModelSource) -> PreTrainedTokenizerBase:
 
 def load_model(source: ModelSource, device: torch.device, options: TrainingOptions) -> FSDPModule:
     """Collective: the model sharded over every rank on `device`, in MASTER_DTYPE, each rank having read
-    only its own shards. SDPA attention reads the 4D block-causal masks of packed sequences."""
+    only its own shards. Its attention is the trainer's document attention (kubetune.trainer.attention):
+    packed examples attend each to itself, without a mask."""
     started, rss_before = time.perf_counter(), host_memory.resident_bytes()
     host_memory.reset_peak()
     folder = model_folder(source)
@@ -108,7 +110,7 @@ def load_model(source: ModelSource, device: torch.device, options: TrainingOptio
     except WeightFileError as error:
         raise ModelSourceError(f"spec.model: {source.location}: {error}") from None
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=MASTER_DTYPE, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_config(config, dtype=MASTER_DTYPE, attn_implementation=DOCUMENT_ATTENTION)
     model = shard_model(model, device, options)
     rebuild_non_persistent_buffers(model)
     try:

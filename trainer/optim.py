@@ -81,10 +81,25 @@ def lr_multiplier(step: int, total_steps: int, warmup: int, min_ratio: float) ->
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+# Device types with a fused AdamW kernel (CUDA; CPU since torch 2.4, so in every torch the trainer supports).
+FUSED_ADAMW_DEVICES = frozenset({"cuda", "cpu"})
+
+
 def build_optimizer(model: torch.nn.Module, learning_rate: float, options: TrainingOptions) -> torch.optim.AdamW:
+    parameters = list(model.parameters())
     return torch.optim.AdamW(
-        model.parameters(), lr=learning_rate, betas=(0.9, 0.95), eps=1e-8, weight_decay=options.weight_decay
+        parameters, lr=learning_rate, betas=(0.9, 0.95), eps=1e-8, weight_decay=options.weight_decay,
+        **adamw_implementation(parameters),
     )
+
+
+def adamw_implementation(parameters: list[torch.Tensor]) -> dict[str, bool]:
+    """Fused AdamW (one kernel updates every parameter) where it exists: floating-point parameters, all on
+    one device type that has the kernel (FSDP2's DTensor shards qualify); else the multi-tensor `foreach`."""
+    devices = {p.device.type for p in parameters}
+    if len(devices) == 1 and devices <= FUSED_ADAMW_DEVICES and all(p.is_floating_point() for p in parameters):
+        return {"fused": True}
+    return {"foreach": True}
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, options: TrainingOptions) -> torch.optim.lr_scheduler.LambdaLR:

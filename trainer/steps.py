@@ -35,9 +35,13 @@ def forward_summed_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
     """The summed token loss of one micro-batch (loss.summed_token_loss). The model runs to its final
     hidden states; lm_head projects only the last position there (nothing reads it), and the loss projects
     the loss positions chunk by chunk. The root FSDP unit holds lm_head's weight gathered until backward."""
-    # SDPA's GPU kernels take an additive mask only in the query's dtype: bf16 under FSDP's mixed precision.
-    mask_dtype = compute_dtype(batch["input_ids"].device)
-    inputs = model_inputs({k: batch[k] for k in ("input_ids", "labels", "position_ids")}, mask_dtype=mask_dtype)
+    # The dense-mask fallback only: SDPA's GPU kernels take an additive mask only in the query's dtype,
+    # bf16 under FSDP's mixed precision.
+    inputs = model_inputs(
+        {k: batch[k] for k in ("input_ids", "labels", "position_ids")},
+        attn_implementation=model.config._attn_implementation,
+        mask_dtype=compute_dtype(batch["input_ids"].device),
+    )
     final_hidden: list[torch.Tensor] = []
     # A hook rather than output_hidden_states: that would keep every layer's output alive in evaluation too.
     hook = model.base_model.register_forward_hook(lambda module, args, output: final_hidden.append(output.last_hidden_state))

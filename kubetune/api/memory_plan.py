@@ -147,8 +147,9 @@ def estimate_memory(
     runtime_bytes: int = GPU_RUNTIME_BYTES,
 ) -> MemoryEstimate:
     """The trainer's peak memory on one of `gpus` GPUs. Weights, gradients and AdamW state shrink with
-    more GPUs; activations, the attention mask and the loss's chunk do not (each GPU runs its own
-    micro-batch). `compute_bytes` 4 and `runtime_bytes` 0 describe the CPU path (fp32 throughout)."""
+    more GPUs; activations and the loss's chunk do not (each GPU runs its own micro-batch). Packed
+    sequences need no attention mask (kubetune.trainer.attention: causal attention per example, whose
+    kernels keep no L x L scores). `compute_bytes` 4 and `runtime_bytes` 0 describe the CPU path (fp32 throughout)."""
     tokens = micro_batch * context_length
     layer, root = shape.layer_parameters, shape.root_parameters
     saved_per_layer = tokens * shape.hidden_size * compute_bytes  # a decoder layer's input
@@ -162,7 +163,6 @@ def estimate_memory(
         # a unit's full gradient before its reduce-scatter, in the compute dtype and again in fp32
         "gathered gradients": max(layer, root) * (compute_bytes + GRADIENT_BYTES),
         "activations": activations,
-        "attention mask": micro_batch * context_length**2 * compute_bytes,  # packed sequences' 4D mask
         "loss chunk": 3 * chunk_logits + tokens * shape.hidden_size * compute_bytes,  # logits, fp32 copy, gradient
         "runtime": runtime_bytes,
     })

@@ -1,7 +1,7 @@
 """`kubetune run FILE --local`: run a FineTuneRun manifest on this machine, without a cluster.
 
 Validates the manifest (problems name file and line) and the data, trains with
-torchrun, prints the run's events with a progress bar, registers the model in
+torchrun, prints the run's events (with one progress line on a terminal), registers the model in
 MLflow (MLFLOW_TRACKING_URI, else ./.kubetune/mlflow.db) and exits non-zero
 unless the run succeeded.
 """
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     parser.add_argument("--name", help="run name (default: the manifest's metadata.name)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_ROOT, help="where runs and MLflow live (default ./.kubetune)")
     parser.add_argument("--restart", action="store_true", help="discard the run's earlier checkpoints instead of resuming")
-    parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false")
+    parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false", help="no progress line even on a terminal")
     parser.set_defaults(func=run_command)
 
 

@@ -1,7 +1,9 @@
 """Truncation and packing: many examples per sequence of context_length, none seeing another.
 
 Each packed sequence carries position_ids that restart at 0 for every example
-(padding is a segment of its own). `model_inputs` turns them into the 4D
+(padding is a segment of its own). `model_inputs` hands a model built with the trainer's
+document attention (kubetune.trainer.attention) the example boundaries read from them, and
+no mask at all. Any other attention implementation gets the fallback: the 4D
 block-diagonal causal mask Hugging Face models take as-is (transformers'
 masking_utils passes a 4D mask through untouched; the eager attention adds it to
 the scores and SDPA uses it as attn_mask, so an additive float mask suits both).
@@ -12,6 +14,8 @@ import random
 from collections.abc import Sequence
 
 import torch
+
+from kubetune.trainer.attention import DOCUMENT_ATTENTION, document_bounds
 
 from .formatting import IGNORE_INDEX, TokenizedExample
 from .stats import PackingStats, packing_efficiency
@@ -148,18 +152,21 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {key: torch.stack([item[key] for item in items]) for key in items[0]}
 
 
-def model_inputs(batch: dict[str, torch.Tensor], *, mask_dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+def model_inputs(
+    batch: dict[str, torch.Tensor], *, attn_implementation: str | None = None, mask_dtype: torch.dtype = torch.float32
+) -> dict:
     """What a Hugging Face causal LM's forward needs for packed sequences (labels are left to the loss).
 
-    Pass the model's compute dtype as `mask_dtype` (e.g. torch.bfloat16): the eager attention adds the
-    mask to its scores, and SDPA's fused kernels want a mask of the query's dtype.
+    `attn_implementation` is the model's (`model.config._attn_implementation`): the trainer's document
+    attention gets the example boundaries and no mask; any other gets the dense block-causal mask, for
+    which pass the model's compute dtype as `mask_dtype` (e.g. torch.bfloat16): the eager attention adds
+    the mask to its scores, and SDPA's fused kernels want a mask of the query's dtype.
     """
     position_ids = batch["position_ids"]
-    return {
-        "input_ids": batch["input_ids"],
-        "position_ids": position_ids,
-        "attention_mask": block_causal_mask(position_ids, mask_dtype),
-    }
+    inputs = {"input_ids": batch["input_ids"], "position_ids": position_ids}
+    if attn_implementation == DOCUMENT_ATTENTION:
+        return {**inputs, "document_bounds": document_bounds(position_ids)}
+    return {**inputs, "attention_mask": block_causal_mask(position_ids, mask_dtype)}
 
 
 def block_causal_mask(position_ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
