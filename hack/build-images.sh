@@ -155,8 +155,11 @@ fi
 mkdir -p "$CACHE_DIR"
 # One build at a time per machine and user (tests, CI and people in several clones may start builds
 # together, and they share the engine's storage; one build's pruning must not race another's).
-exec 8>"/tmp/kubetune-build-images.$EUID.lock"
-flock 8
+# A dry run builds nothing: it never waits for a build under way.
+if ((!dry_run)); then
+  exec 8>"/tmp/kubetune-build-images.$EUID.lock"
+  flock 8
+fi
 
 have_image() {
   if [[ "$ENGINE" == docker ]]; then docker image inspect "$1" >/dev/null 2>&1

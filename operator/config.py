@@ -48,6 +48,12 @@ class NodePool(_Config):
         "before requesting GPUs (kubetune.api.memory_plan): a run that cannot fit fails DoesNotFit saying how many "
         "nodes it needs, and a run that leaves the node count open gets the fewest nodes that fit.",
     )
+    price_per_gpu_hour: float | None = Field(
+        None,
+        ge=0,
+        description="What one GPU of the pool costs per hour, in any currency: set, each run's status.usage carries "
+        "its estimated cost (GPU-seconds / 3600 x this price).",
+    )
     termination_grace_period_seconds: int = Field(
         300,
         ge=30,

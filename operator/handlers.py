@@ -32,9 +32,10 @@ from kubernetes.client import ApiClient
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.api.progress import TrainerReport
 from kubetune.api.status import Phase
-from kubetune.operator import conditions, kube, names, status_io
+from kubetune.operator import conditions, kube, names, status_io, usage
 from kubetune.operator.builders.common import RunRef
 from kubetune.operator.config import OperatorConfig
+from kubetune.operator.metrics import METRICS
 from kubetune.operator.observe import awaits_pods, job_view
 from kubetune.operator.reconcile import Observed, Plan, RunView, decide, fail, registered, registry_unavailable
 from kubetune.operator.registration import Registrar
@@ -107,6 +108,11 @@ def observe(api: ApiClient, run: RunView) -> Observed:
     )
 
 
+def _created(body: dict[str, Any]) -> datetime | None:
+    stamp = body["metadata"].get("creationTimestamp")
+    return datetime.fromisoformat(stamp) if stamp else None
+
+
 def _owners(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return obj["metadata"].get("ownerReferences") or []
 
@@ -119,18 +125,23 @@ def reconcile(api: ApiClient, config: OperatorConfig, namespace: str, name: str,
     with _lock(namespace, name):
         with _locks_guard:
             _waiting.discard((namespace, name))  # from here on, every change is seen by this read
-        body = kube.read_run(api, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return
-        run = run_view(body, read_report(api, RunRef(name, namespace, body["metadata"]["uid"])))
-        at = now()
-        plan = decide(run, observe(api, run), config, at)
-        status, registry_down = _apply(api, config, run, plan, at, logger)
-        status = status_io.redacted(status)  # as stored, so a masked message is no transition
-        if status_io.changed(run.status, status):
-            kube.write_status(api, body, status_io.status_patch(status))
-            for transition in conditions.transitions(run.status.conditions, status.conditions):
-                kube.emit_event(api, body, transition, at)
+        with METRICS.timed_reconcile():
+            body = kube.read_run(api, namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                METRICS.forget(namespace, name)
+                return
+            run = run_view(body, read_report(api, RunRef(name, namespace, body["metadata"]["uid"])))
+            at = now()
+            plan = decide(run, observe(api, run), config, at)
+            status, registry_down = _apply(api, config, run, plan, at, logger)
+            status = status_io.redacted(status)  # as stored, so a masked message is no transition
+            if status_io.changed(run.status, status):
+                # Usage is brought up to date with a write that happens anyway (usage.py says why).
+                status = usage.account(run.status, status, _created(body), config, at)
+                kube.write_status(api, body, status_io.status_patch(status))
+                for transition in conditions.transitions(run.status.conditions, status.conditions):
+                    kube.emit_event(api, body, transition, at)
+            METRICS.record(namespace, name, run.status, status)
         if plan.wake_after is not None:
             _wakeups.schedule((namespace, name), plan.wake_after)
     if registry_down:
@@ -198,7 +209,9 @@ def build_registry(config: OperatorConfig, api: ApiClient) -> kopf.OperatorRegis
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def run_changed(type, name, namespace, logger, **_):
-        if type != "DELETED":
+        if type == "DELETED":
+            METRICS.forget(namespace, name)
+        else:
             reconcile_now(api, config, namespace, name, logger)
 
     @kopf.on.event("batch", "v1", "jobs", id="job_changed", labels=CHILD_LABELS, registry=registry)

@@ -33,6 +33,7 @@ from kubetune.operator.config import OperatorConfig
 from kubetune.operator.observe import JobView
 from kubetune.operator.placement import DoesNotFit, Placement, resolve_placement
 from kubetune.operator.progress import add_event, fold_report, reach
+from kubetune.operator.usage import with_shape
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,7 @@ def _running(status: FineTuneRunStatus, job_name: str, placement: Placement, now
     message = f"training: Job {job_name}, {_shape(placement)}"
     status = _set(status, c.SCHEDULED, True, c.PODS_RUNNING, f"all {placement.nodes} training pods are running", now)
     status = _enter(status, Phase.RUNNING, message, now)
+    status = with_shape(status, placement.pool_name, placement.total_gpus)
     if status.start_time is None:
         status = status.model_copy(update={"start_time": now})
     return reach(status, EventType.STARTED, message, now)

@@ -13,6 +13,7 @@ from kubetune import kube_client
 from kubetune.api.redaction import redact
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.handlers import QUIET_HANDLERS, build_registry
+from kubetune.operator.metrics import METRICS, serve
 
 FINALIZER = "kubetune.io/operator"
 KOPF_OBJECT_LOGGER = "kopf.objects"  # kopf's per-object logger: handler outcomes, "[ns/name] ..." lines
@@ -25,6 +26,7 @@ class RunOptions:
     standalone: bool = False
     peering_name: str | None = None
     liveness_endpoint: str | None = None
+    metrics_endpoint: str | None = None  # http://HOST:PORT/metrics: Prometheus metrics (kubetune.operator.metrics)
     verbose: bool = False
 
 
@@ -90,6 +92,8 @@ def run(config: OperatorConfig, options: RunOptions) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     api = kube_client.connect().api_client
     registry = build_registry(config, api)
+    if options.metrics_endpoint:
+        serve(options.metrics_endpoint, METRICS)
 
     # A registry of our own has none of kopf's default handlers. kopf's watches log in with the
     # credentials of the operator's own client, so both find the API server the same way.

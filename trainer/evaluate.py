@@ -9,7 +9,7 @@ import torch
 
 from kubetune.api.spec import TaskType
 from kubetune.trainer.data import PackedDataset
-from kubetune.trainer.data.formatting import FALLBACK_CHAT_TEMPLATE
+from kubetune.trainer.data.formatting import FALLBACK_CHAT_TEMPLATE, instruction_prompt_ids
 from kubetune.trainer.distributed import DistributedEnv, all_reduce_sum
 from kubetune.trainer.steps import forward_summed_loss, load_micro_batch
 
@@ -64,7 +64,9 @@ def generate_for_prompts(
 def prompt_ids(tokenizer, prompt: str, task_type: str) -> torch.Tensor:
     """The prompt as the model saw prompts in training: a user turn of the chat template for chat runs,
     the text as written (with the tokenizer's BOS) for instruction pairs and continued pre-training."""
-    if TaskType(task_type) is not TaskType.CHAT_COMPLETION:
+    if TaskType(task_type) is TaskType.INSTRUCTION_FINETUNE:
+        return torch.tensor([instruction_prompt_ids(prompt, tokenizer)], dtype=torch.long)
+    if TaskType(task_type) is TaskType.CONTINUED_PRETRAIN:
         return tokenizer(prompt, return_tensors="pt")["input_ids"]
     encoded = tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}], chat_template=tokenizer.chat_template or FALLBACK_CHAT_TEMPLATE,

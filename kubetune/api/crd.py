@@ -31,6 +31,10 @@ PRINTER_COLUMNS = [
     {"name": "Loss", "type": "number", "jsonPath": ".status.metrics.trainLoss"},
     {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "GPU-Seconds", "type": "integer", "jsonPath": ".status.usage.gpuSeconds", "priority": 1},
+    {"name": "Queue-Wait-S", "type": "integer", "jsonPath": ".status.usage.queueWaitSeconds", "priority": 1},
+    {"name": "First-Step-S", "type": "integer", "jsonPath": ".status.usage.timeToFirstStepSeconds", "priority": 1},
+    {"name": "Cost", "type": "number", "jsonPath": ".status.usage.estimatedCost", "priority": 1},
     {"name": "Registered", "type": "string", "jsonPath": ".status.registeredModel.name", "priority": 1},
     {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts", "priority": 1},
     {"name": "Preemptions", "type": "integer", "jsonPath": ".status.preemptions", "priority": 1},
@@ -50,9 +54,11 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
             return convert({**merged, CEL: rules} if rules else merged)
         if "anyOf" in node:  # Optional[X] is anyOf [X, null]: the API server expresses it by omission
             options = [o for o in node["anyOf"] if o.get("type") != "null"]
+            merged = {k: v for k, v in node.items() if k not in ("anyOf", "default")}
+            if sorted(o.get("type") for o in options) == ["number", "string"]:
+                return {**convert(merged), **number_or_string(*sorted(options, key=lambda o: o["type"]))}
             if len(options) != 1:
                 raise ValueError(f"cannot express a union in a structural schema: {node}")
-            merged = {k: v for k, v in node.items() if k not in ("anyOf", "default")}
             return convert({**options[0], **merged})
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -84,6 +90,21 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def number_or_string(number: dict[str, Any], string: dict[str, Any]) -> dict[str, Any]:
+    """A field that is a number or a string. A structural schema allows no `type` inside anyOf, so the field is
+    untyped and each type's own checks do the work: the API server applies `minimum` to numbers only and `pattern`
+    to strings only; objects, arrays and booleans are refused by checks no value of theirs passes. CEL cannot see
+    an untyped field (spec_validations leaves it out)."""
+    out: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
+    if "exclusiveMinimum" in number:  # JSON Schema's number form; OpenAPI v3.0 (Kubernetes) says it with a flag
+        out |= {"minimum": number["exclusiveMinimum"], "exclusiveMinimum": True}
+    elif "minimum" in number:
+        out["minimum"] = number["minimum"]
+    if "pattern" in string:
+        out["pattern"] = string["pattern"]
+    return out | {"minProperties": 1, "maxProperties": 0, "minItems": 1, "maxItems": 0, "not": {"enum": [True, False]}}
+
+
 def _refusal(field: str, reason: str) -> dict[str, Any]:
     """A refused property (kubetune.api.pod_template.refused) as the CEL rule that names it and says why."""
     return {
@@ -102,8 +123,8 @@ def spec_validations(spec_schema: dict[str, Any]) -> list[dict[str, Any]]:
     """CEL rules the API server enforces at `kubectl apply` time."""
     required = set(spec_schema.get("required", []))
     rules: list[dict[str, Any]] = []
-    for field in spec_schema["properties"]:
-        if field in MUTABLE_SPEC_FIELDS:
+    for field, schema in spec_schema["properties"].items():
+        if field in MUTABLE_SPEC_FIELDS or "type" not in schema:  # CEL cannot see an untyped field
             continue
         if field in required:
             rule = f"self.{field} == oldSelf.{field}"
@@ -154,9 +175,6 @@ def build_crd() -> dict[str, Any]:
     spec = structural(FineTuneRunSpec.model_json_schema(by_alias=True, mode="validation"))
     spec["x-kubernetes-validations"] = spec_validations(spec)
     spec["properties"]["compute"]["x-kubernetes-validations"] = compute_validations()
-    spec["properties"]["learningRate"]["x-kubernetes-validations"] = [
-        {"rule": "double(self) > 0.0", "message": "learningRate must be a positive number, e.g. \"5e-6\""}
-    ]
     status = structural(FineTuneRunStatus.model_json_schema(by_alias=True, mode="serialization"))
     schema = {
         "type": "object",

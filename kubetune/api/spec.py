@@ -6,9 +6,12 @@ Field descriptions here become the CRD's descriptions (`kubetune crd`).
 import math
 import re
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema, field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel, to_snake
 
 from kubetune.api import supported_models
@@ -26,11 +29,35 @@ REGISTER_TO_RULE = (
     "must be <catalog>.<schema> or <catalog>.<schema>.<name>, each part starting with a letter or "
     "underscore and holding only letters, digits and underscores"
 )
-LEARNING_RATE_PATTERN = r"^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
-LEARNING_RATE_RULE = "must be a positive number written as a string, e.g. \"5e-6\""
+# A positive decimal (a non-zero digit somewhere in the mantissa), optionally with an exponent: the string form.
+LEARNING_RATE_PATTERN = r"^([0-9]*[1-9][0-9]*\.?[0-9]*|[0-9]*\.[0-9]*[1-9][0-9]*)([eE][-+]?[0-9]+)?$"
+LEARNING_RATE_RULE = "must be a positive number, e.g. 5e-6 or \"5e-6\""
 # Paths and URIs, stored in the run and the trainer's ConfigMap: credentials in them are refused (the CRD has a
 # CEL rule for each, kubetune.api.crd).
 URI_FIELDS = ("model", "trainDataPath", "evalDataPath", "customWeightsPath")
+
+
+def parse_learning_rate(value: Any) -> float:
+    """A learning rate as YAML/JSON clients send it: a number (kubectl reads `5e-6` as one) or a string (PyYAML
+    reads `5e-6` as one; Kubernetes API conventions prefer strings to floats). Both mean the same float."""
+    if isinstance(value, str) and re.fullmatch(LEARNING_RATE_PATTERN, value):
+        value = float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    raise ValueError(LEARNING_RATE_RULE)
+
+
+# Validated as a float; stored by Kubetune's clients as the shortest string that reads back as it ("5e-06").
+# The CRD accepts a number or such a string (kubetune.api.crd turns this anyOf into a structural schema).
+LearningRate = Annotated[
+    float,
+    BeforeValidator(parse_learning_rate),
+    PlainSerializer(repr, return_type=str, when_used="json"),
+    WithJsonSchema({"anyOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "string", "pattern": LEARNING_RATE_PATTERN},
+    ]}),
+]
 
 
 class TaskType(str, Enum):
@@ -120,10 +147,10 @@ class FineTuneRunSpec(_CamelModel):
     training_duration: str = Field(
         "1ep", pattern=DURATION_PATTERN, description="How long to train: Nep (epochs), Ntok (tokens) or Nba (batches)."
     )
-    learning_rate: str | None = Field(
+    learning_rate: LearningRate | None = Field(
         None,
-        pattern=LEARNING_RATE_PATTERN,
-        description="Peak learning rate as a string, e.g. \"5e-6\" (AdamW with warm-up). Default: the model's.",
+        description="Peak learning rate (AdamW with warm-up), a positive number or the same as a string: 5e-6 or "
+        "\"5e-6\". Default: the model's. Kept as written; kubetune and the SDK write the string \"5e-06\".",
     )
     context_length: int | None = Field(
         None,
@@ -157,20 +184,6 @@ class FineTuneRunSpec(_CamelModel):
     suspend: bool = Field(
         False, description="True stops the run's pods and keeps its checkpoints (this is how a run is cancelled)."
     )
-
-    @field_validator("learning_rate", mode="before")
-    @classmethod
-    def _learning_rate_text(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return repr(float(value))
-        return value
-
-    @field_validator("learning_rate")
-    @classmethod
-    def _learning_rate_positive(cls, value: str | None) -> str | None:
-        if value is not None and not (math.isfinite(float(value)) and float(value) > 0):
-            raise ValueError(LEARNING_RATE_RULE)
-        return value
 
     @field_validator(*(to_snake(f) for f in URI_FIELDS))
     @classmethod
@@ -216,7 +229,7 @@ class FineTuneRunSpec(_CamelModel):
 
     def effective_learning_rate(self) -> float:
         if self.learning_rate is not None:
-            return float(self.learning_rate)
+            return self.learning_rate
         info = self.model_info
         return info.default_learning_rate if info else supported_models.FALLBACK_LEARNING_RATE
 
@@ -283,7 +296,6 @@ def _rule_text(item: dict[str, Any]) -> str:
         field = to_camel(str(item["loc"][-1])) if item["loc"] else ""
         known = {
             "registerTo": REGISTER_TO_RULE,
-            "learningRate": LEARNING_RATE_RULE,
             "trainingDuration": DURATION_RULE,
             "pool": DNS_LABEL_RULE,
         }

@@ -98,6 +98,33 @@ class RunEvent(_CamelModel):
     message: str = ""
 
 
+class Usage(_CamelModel):
+    """What the run has consumed, derived from times the status records (so an operator restart changes nothing).
+    Updated with every status change: while the pods run, with each trainer report."""
+
+    pool: str | None = Field(None, description="The node pool the training pods run on.")
+    gpus: int | None = Field(None, ge=0, description="GPUs the training pods hold: nodes x GPUs per node.")
+    gpu_seconds: int = Field(
+        0,
+        ge=0,
+        description="GPU-seconds consumed: for every attempt, the time all its training pods ran times its GPUs, "
+        "summed over attempts.",
+    )
+    counted_until: datetime | None = Field(None, description="The time gpuSeconds counts up to (its last update).")
+    queue_wait_seconds: int | None = Field(
+        None, ge=0, description="From the run's creation until every training pod first ran (startTime)."
+    )
+    time_to_first_step_seconds: int | None = Field(
+        None, ge=0, description="From startTime until the operator first saw a training step done."
+    )
+    estimated_cost: float | None = Field(
+        None,
+        ge=0,
+        description="gpuSeconds / 3600 x the pool's pricePerGpuHour in the operator configuration, in that price's "
+        "currency; absent when the pool has no price.",
+    )
+
+
 class FineTuneRunStatus(_CamelModel):
     """What the operator observed of the run, and the trainer's last report it folded (`report`)."""
 
@@ -143,6 +170,9 @@ class FineTuneRunStatus(_CamelModel):
     )
     max_restarts: int | None = Field(
         None, description="This run's retry budget: spec.maxRestarts, else the operator's default."
+    )
+    usage: Usage | None = Field(
+        None, description="GPU-seconds consumed, queue wait, time to first step and, where the pool has a price, the cost."
     )
     observed_generation: int | None = Field(None, description="The metadata.generation this status was decided from.")
     report: TrainerReport | None = Field(

@@ -8,6 +8,8 @@ import argparse
 import importlib
 import sys
 
+from kubetune.cli.errors import EXIT_CODES_HELP
+
 # Modules are imported only to build the parser; each keeps heavy imports (torch,
 # kopf, mlflow) inside its command function so `kubetune --help` stays fast.
 COMMAND_MODULES = [
@@ -26,11 +28,28 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubetune", description="Fine-tune LLMs on Kubernetes.")
+    parser = argparse.ArgumentParser(
+        prog="kubetune", description="Fine-tune LLMs on Kubernetes.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=version_text())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
+
+
+def version_text() -> str:
+    """`kubetune 0.1.0 (API kubetune.io/v1alpha1)`: the installed package and the FineTuneRun version it speaks."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from kubetune.api import API_VERSION
+
+    try:
+        package = version("kubetune")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        package = "unknown"
+    return f"kubetune {package} (API {API_VERSION})"
 
 
 def main(argv: list[str] | None = None) -> int:

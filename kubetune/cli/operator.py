@@ -18,18 +18,24 @@ def register(subparsers) -> None:
     peering.add_argument("--standalone", action="store_true", help="no peering: assume no other operator instance")
     peering.add_argument("--peering", metavar="NAME", help="kopf peering object shared by the operator's replicas")
     parser.add_argument("--liveness", metavar="URL", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument(
+        "--metrics", metavar="URL", help="serve Prometheus metrics, e.g. http://0.0.0.0:9090/metrics (docs/operator-guide.md)"
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from kubetune.operator.config import ConfigError, OperatorConfig
+    from kubetune.operator.metrics import parse_endpoint
     from kubetune.operator.runner import RunOptions
     from kubetune.operator.runner import run as run_operator
 
     try:
         config = OperatorConfig.load(args.config)
-    except ConfigError as error:
+        if args.metrics:
+            parse_endpoint(args.metrics)
+    except (ConfigError, ValueError) as error:
         print(error, file=sys.stderr)
         return 2
     options = RunOptions(
@@ -37,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         standalone=args.standalone,
         peering_name=args.peering,
         liveness_endpoint=args.liveness,
+        metrics_endpoint=args.metrics,
         verbose=args.verbose,
     )
     run_operator(config, options)

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-EXIT_USER_ERROR = 1
-EXIT_UNAVAILABLE = 3
-OUTPUT_FORMATS = ("yaml", "json")
+from kubetune.cli.errors import (
+    EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, fail, kubeconfig_message, one_line, unavailable_message,
+)
+
+OUTPUT_FORMATS = ("json", "yaml", "name", "wide")
 
 
 def kube_options() -> argparse.ArgumentParser:
@@ -37,12 +39,14 @@ def command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
         fm.configure(namespace=args.namespace, kubeconfig=args.kubeconfig, context=args.context)
         try:
             return func(args)
+        except fm.KubeconfigError as error:
+            return fail(kubeconfig_message(error), EXIT_USAGE)
         except fm.ClusterUnavailableError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_UNAVAILABLE
-        except (fm.KubetuneError, fm.SpecError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_USER_ERROR
+            return fail(unavailable_message(error), EXIT_UNAVAILABLE)
+        except fm.KubetuneError as error:
+            return fail(f"error: {error}", EXIT_FAILED)
+        except (fm.SpecError, ValueError) as error:
+            return fail(f"error: {error}", EXIT_USAGE)
 
     return run
 
@@ -56,11 +60,15 @@ def register(subparsers) -> None:
     parser.add_argument("--after", help="only runs created at or after this date/time (ISO, local time)")
     parser.add_argument("--before", help="only runs created before this date/time (ISO, local time)")
     parser.add_argument("--limit", type=int, default=100, help="at most this many runs (default: 100)")
+    parser.add_argument("-A", "--all-namespaces", action="store_true", help="runs of every namespace (a NAMESPACE column)")
+    parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS,
+                        help="json|yaml: the FineTuneRun objects as a List; wide: more columns; name: finetunerun.kubetune.io/NAME")
     parser.set_defaults(func=list_runs)
 
     parser = subparsers.add_parser("get", parents=parent, help="show one run: status, progress, checkpoints, model")
     parser.add_argument("name")
-    parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS, help="print the FineTuneRun object instead")
+    parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS,
+                        help="json|yaml: the FineTuneRun object; wide: a table row with more columns; name: finetunerun.kubetune.io/NAME")
     parser.set_defaults(func=get_run)
 
     parser = subparsers.add_parser("cancel", parents=parent, help="stop runs (their checkpoints are kept)")
@@ -74,14 +82,28 @@ def register(subparsers) -> None:
 
 @command
 def list_runs(args: argparse.Namespace) -> int:
-    from kubetune import foundation_model as fm
+    from kubetune.sdk.filters import filter_runs
 
-    runs = fm.list(statuses=args.statuses, before=args.before, after=args.after, limit=args.limit)
-    if not runs:
+    runs = filter_runs(
+        list_resources(args.all_namespaces), statuses=args.statuses, before=args.before, after=args.after, limit=args.limit,
+    )
+    if not runs and args.output in (None, "wide"):
         print("No fine-tuning runs found.", file=sys.stderr)
         return 0
-    print(render_table(runs_table(runs, datetime.now(timezone.utc))))
+    print(render_runs(runs, args.output, datetime.now(timezone.utc), all_namespaces=args.all_namespaces), end="")
     return 0
+
+
+def list_resources(all_namespaces: bool) -> list[dict[str, Any]]:
+    """The FineTuneRun objects of the configured namespace, or of every namespace (kubectl's -A)."""
+    from kubetune.api import GROUP, PLURAL, VERSION
+    from kubetune.sdk.client import REQUEST_TIMEOUT_SECONDS, get_client, translate_errors
+
+    client = get_client()
+    if not all_namespaces:
+        return client.list()
+    with translate_errors("list", "", "(all namespaces)"):
+        return client.api.list_cluster_custom_object(GROUP, VERSION, PLURAL, _request_timeout=REQUEST_TIMEOUT_SECONDS)["items"]
 
 
 @command
@@ -89,10 +111,13 @@ def get_run(args: argparse.Namespace) -> int:
     from kubetune import foundation_model as fm
 
     run = fm.get(args.name)
-    if args.output:
+    now = datetime.now(timezone.utc)
+    if args.output in ("json", "yaml"):
         print(render_resource(run.resource, args.output), end="")
+    elif args.output:
+        print(render_runs([run], args.output, now), end="")
     else:
-        print(describe(run, datetime.now(timezone.utc)))
+        print(describe(run, now))
     return 0
 
 
@@ -121,13 +146,38 @@ def delete_runs(args: argparse.Namespace) -> int:
 # Rendering: pure functions of run objects.
 
 TABLE_COLUMNS = ("NAME", "STATUS", "PROGRESS", "LOSS", "MODEL", "AGE")
+WIDE_COLUMNS = (  # as `kubectl get ftr -o wide`
+    "GPU-SECONDS", "QUEUE-WAIT-S", "FIRST-STEP-S", "COST", "REGISTERED", "RESTARTS", "PREEMPTIONS", "MESSAGE",
+)
 
 
-def runs_table(runs: list, now: datetime) -> list[tuple[str, ...]]:
-    rows = [TABLE_COLUMNS]
+def render_runs(runs: list, output: str | None, now: datetime, all_namespaces: bool = False) -> str:
+    """`kubetune list -o ...`: a table (wide: more columns), the objects as a kubectl List, or their names."""
+    from kubetune.api import GROUP, SINGULAR
+
+    if output in ("json", "yaml"):
+        return render_object(as_list([run.resource for run in runs]), output)
+    if output == "name":
+        return "".join(f"{SINGULAR}.{GROUP}/{run.name}\n" for run in runs)
+    return render_table(runs_table(runs, now, wide=output == "wide", all_namespaces=all_namespaces)) + "\n"
+
+
+def runs_table(runs: list, now: datetime, wide: bool = False, all_namespaces: bool = False) -> list[tuple[str, ...]]:
+    namespace_column = ("NAMESPACE",) if all_namespaces else ()
+    rows = [namespace_column + TABLE_COLUMNS + (WIDE_COLUMNS if wide else ())]
     for run in runs:
-        rows.append((run.name, str(run.status), progress_text(run), loss_text(run), run.model or "-", age_text(run.created_at, now)))
+        row = (run.name, str(run.status), progress_text(run), loss_text(run), run.model or "-", age_text(run.created_at, now))
+        rows.append(((run.namespace or "-",) if all_namespaces else ()) + row + (wide_cells(run) if wide else ()))
     return rows
+
+
+def wide_cells(run) -> tuple[str, ...]:
+    model = run.registered_model
+    registered = f"{model.name} v{model.version}" if model else "-"
+    usage = [run.usage.gpu_seconds, run.usage.queue_wait_seconds, run.usage.time_to_first_step_seconds,
+             run.usage.estimated_cost] if run.usage else [None] * 4
+    usage_cells = tuple("-" if value is None else f"{value:g}" for value in usage)
+    return (*usage_cells, registered, str(run.restarts or 0), str(run.preemptions or 0), one_line(run.details or "-"))
 
 
 def render_table(rows: list[tuple[str, ...]]) -> str:
@@ -170,6 +220,7 @@ def describe(run, now: datetime) -> str:
         ("Eval loss", run.metrics.eval_loss if run.metrics else None),
         ("Tokens/s", run.metrics.tokens_per_second if run.metrics else None),
         ("Restarts", run.restarts or None), ("Preemptions", run.preemptions or None),
+        *usage_lines(run.usage),
         ("MLflow experiment", run.experiment_id or run.submitted_experiment_path), ("MLflow run", run.run_id),
         ("Registered model", f"{run.registered_model.name} version {run.registered_model.version}" if run.registered_model else None),
     ]
@@ -179,6 +230,19 @@ def describe(run, now: datetime) -> str:
     text.append("Events:")
     text += [f"  {event}" for event in run.events[-10:]]
     return "\n".join(text)
+
+
+def usage_lines(usage) -> list[tuple[str, Any]]:
+    """status.usage on the `get` page (absent parts left out)."""
+    if usage is None:
+        return []
+    return [
+        ("GPU usage", f"{usage.gpu_seconds} GPU-seconds ({usage.gpu_seconds / 3600:.2f} GPU-hours)" + (
+            f" on {usage.gpus} GPUs of pool {usage.pool}" if usage.gpus is not None else "")),
+        ("Queue wait", f"{usage.queue_wait_seconds} s" if usage.queue_wait_seconds is not None else None),
+        ("First step after", f"{usage.time_to_first_step_seconds} s" if usage.time_to_first_step_seconds is not None else None),
+        ("Estimated cost", f"{usage.estimated_cost:.2f}" if usage.estimated_cost is not None else None),
+    ]
 
 
 def _when(moment: datetime | None, now: datetime) -> str | None:
@@ -193,10 +257,23 @@ def _when(moment: datetime | None, now: datetime) -> str | None:
 
 def render_resource(resource: dict[str, Any], output: str) -> str:
     """The object as kubectl would print it, without managedFields noise."""
+    return render_object(without_managed_fields(resource), output)
+
+
+def as_list(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several objects as `kubectl get -o json|yaml` prints them: a v1 List."""
+    return {"apiVersion": "v1", "kind": "List", "items": [without_managed_fields(r) for r in resources],
+            "metadata": {"resourceVersion": ""}}
+
+
+def without_managed_fields(resource: dict[str, Any]) -> dict[str, Any]:
     metadata = {k: v for k, v in (resource.get("metadata") or {}).items() if k != "managedFields"}
-    cleaned = {**resource, "metadata": metadata}
+    return {**resource, "metadata": metadata}
+
+
+def render_object(obj: dict[str, Any], output: str) -> str:
     if output == "json":
-        return json.dumps(cleaned, indent=2) + "\n"
+        return json.dumps(obj, indent=2) + "\n"
     import yaml
 
-    return yaml.safe_dump(cleaned, sort_keys=False)
+    return yaml.safe_dump(obj, sort_keys=False)

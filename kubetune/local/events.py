@@ -1,4 +1,5 @@
-"""Printing a local run's events (Databricks' event types) and a progress bar from the trainer's reports."""
+"""Printing a local run's events (Databricks' event types) and, on a terminal, a progress line from the trainer's
+reports; into a log file or a pipe, only the event lines."""
 
 import sys
 import time
@@ -7,6 +8,7 @@ from typing import TextIO
 
 from kubetune.api.events import EventType, stage_events
 from kubetune.api.progress import TrainerReport, TrainerStage, train_update_message
+from kubetune.cli.progress_line import ProgressLine, is_terminal, progress_text
 
 UPDATES_PER_RUN = 10  # TRAIN_UPDATED events per run, besides one per checkpoint
 
@@ -14,9 +16,8 @@ UPDATES_PER_RUN = 10  # TRAIN_UPDATED events per run, besides one per checkpoint
 class EventPrinter:
     def __init__(self, out: TextIO = sys.stdout, show_bar: bool = True, clock=time.monotonic):
         self.out = out
-        self.show_bar = show_bar
         self.clock = clock
-        self._bar = None
+        self._line = ProgressLine(out, enabled=show_bar and is_terminal(out))
         self._milestones: set[EventType] = set()
         self._last_update_step = 0
         self._checkpoints = 0
@@ -24,10 +25,7 @@ class EventPrinter:
 
     def event(self, kind: str, message: str = "") -> None:
         line = f"{datetime.now().strftime('%H:%M:%S')} {kind:<17} {message}".rstrip()
-        if self._bar is not None:
-            self._bar.write(line, file=self.out)
-        else:
-            print(line, file=self.out, flush=True)
+        self._line.print_above(line, self.out)
 
     def progress(self, report: TrainerReport | None) -> None:
         """Events for what changed since the last report; milestones the polling missed are still announced, in order."""
@@ -53,14 +51,16 @@ class EventPrinter:
         now = self.clock()
         if self._training_started is None:
             self._training_started = (now, report.step)
-        self._update_bar(report)
+        eta = self._eta(report, now)
+        percent = 100 * report.step // report.total_steps  # type: ignore[operator]
+        self._line.show(progress_text(TrainerStage(report.stage).value, percent, report.step, report.total_steps, report.train_loss, eta))
         new_checkpoint = len(report.checkpoints) > self._checkpoints
         every = max(1, (report.total_steps or 1) // UPDATES_PER_RUN)
         due = new_checkpoint or report.step - self._last_update_step >= every
         if due or (final and report.step > self._last_update_step):
             self._checkpoints = len(report.checkpoints)
             self._last_update_step = report.step
-            self.event("TRAIN_UPDATED", train_update_message(report, self._eta(report, now)))
+            self.event("TRAIN_UPDATED", train_update_message(report, eta))
 
     def _eta(self, report: TrainerReport, now: float) -> float | None:
         started_at, first_step = self._training_started  # type: ignore[misc]
@@ -69,19 +69,5 @@ class EventPrinter:
             return None
         return (now - started_at) / done * (report.total_steps - report.step)
 
-    def _update_bar(self, report: TrainerReport) -> None:
-        if not self.show_bar:
-            return
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=report.total_steps, unit="step", file=self.out, dynamic_ncols=True, leave=False)
-        self._bar.update(report.step - self._bar.n)
-        if report.train_loss is not None:
-            self._bar.set_postfix(loss=f"{report.train_loss:.3f}", refresh=False)
-        self._bar.refresh()
-
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self._line.clear()

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from kubetune.api.progress import CheckpointRef
-from kubetune.api.status import Condition, Metrics, MlflowRef, Progress, RegisteredModel
+from kubetune.api.status import Condition, Metrics, MlflowRef, Progress, RegisteredModel, Usage
 from kubetune.sdk import build
 from kubetune.sdk.client import RunsClient, get_client
 from kubetune.sdk.events import EventType, TrainingEvent, parse_events
@@ -61,6 +61,7 @@ class TrainingRun:
     conditions: list[Condition] = field(default_factory=list)
     restarts: int = 0
     preemptions: int = 0
+    usage: Usage | None = None  # GPU-seconds, queue wait, time to first step, estimated cost
     compute: dict[str, Any] | None = None
     resource: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -111,6 +112,7 @@ class TrainingRun:
             conditions=[c for c in (_parse(Condition, c) for c in status.get("conditions") or []) if c],
             restarts=status.get("restarts") or 0,
             preemptions=status.get("preemptions") or 0,
+            usage=_parse(Usage, status.get("usage")),
             compute=spec.get("compute"),
             resource=resource,
         )

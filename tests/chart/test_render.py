@@ -40,14 +40,17 @@ def test_helm_lint_passes(helm, values):
 def test_defaults_render_cluster_wide_operator(render):
     objects = render()
     assert {o["kind"] for o in objects} == {
-        "ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "Deployment", "ClusterKopfPeering",
+        "ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "Deployment", "ClusterKopfPeering", "Service",
     }
     config = operator_config(objects)
     assert config.namespaces == [] and config.defaults.pool in config.pools
     container = operator_container(objects)
     assert container["command"] == ["kubetune", "operator"]
     assert container["args"] == [
-        "--config=/etc/kubetune/config.yaml", "--liveness=http://0.0.0.0:8080/healthz", "--peering=kubetune",
+        "--config=/etc/kubetune/config.yaml",
+        "--liveness=http://0.0.0.0:8080/healthz",
+        "--metrics=http://0.0.0.0:9090/metrics",
+        "--peering=kubetune",
     ]
     assert container["image"] == "ghcr.io/kubetune/operator:0.1.0"
     assert one(objects, "ClusterKopfPeering", "kubetune")

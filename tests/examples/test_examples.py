@@ -67,7 +67,8 @@ def test_kueue_example_carries_the_queue_label():
 @pytest.mark.parametrize("name", fine_tune_runs())
 def test_example_is_created_by_the_api_server(kubectl, crd_installed, namespace, name):
     kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / name))
-    run = load(name)
+    # As kubectl read it: YAML 1.2, where an unquoted 1e-5 is a number (PyYAML reads a string).
+    run = json.loads(kubectl("create", "--dry-run=client", "-o", "json", "-f", str(EXAMPLES / name)))
     stored = json.loads(kubectl("get", "-n", namespace, "finetunerun", run["metadata"]["name"], "-o", "json"))
     # Nothing was pruned or defaulted away by the CRD's schema.
     assert stored["spec"] == {**_defaults(stored["spec"], run["spec"]), **run["spec"]}

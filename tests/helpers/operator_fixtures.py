@@ -89,6 +89,7 @@ class OperatorProcess:
     def __init__(self, kubeconfig: str, config: Path, namespace: str, log_dir: Path):
         # The same liveness endpoint the chart's probes call, on a free loopback port.
         self.liveness_url = f"http://127.0.0.1:{free_port()}/healthz"
+        self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"  # Prometheus metrics, as the chart serves them
         self.command = [
             str(Path(sys.executable).with_name("kubetune")),
             "operator",
@@ -99,6 +100,8 @@ class OperatorProcess:
             namespace,
             "--liveness",
             self.liveness_url,
+            "--metrics",
+            self.metrics_url,
         ]
         self.env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONSAFEPATH": "1"}
         self.log_dir = log_dir

@@ -49,7 +49,7 @@ def test_learning_rate_good(value, expected):
 @pytest.mark.parametrize("value", ["-1e-5", "0", "0.0", "abc", "1e-5x", "", "nan"])
 def test_learning_rate_bad(value):
     (message,) = problems(spec(learningRate=value))
-    assert message.startswith('spec.learningRate: must be a positive number written as a string, e.g. "5e-6"')
+    assert message.startswith('spec.learningRate: must be a positive number, e.g. 5e-6 or "5e-6"')
 
 
 @pytest.mark.parametrize("value, name", [

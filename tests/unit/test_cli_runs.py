@@ -36,7 +36,7 @@ def test_manifest_problems_name_file_and_line(tmp_path, capsys):
     path = tmp_path / "run.yaml"
     path.write_text(MANIFEST)
     # An unreachable kubeconfig proves nothing is sent: validation fails first.
-    assert main(["create", "-f", str(path), "--kubeconfig", str(tmp_path / "none")]) == 1
+    assert main(["create", "-f", str(path), "--kubeconfig", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert f"{path}:8: spec.registerTo: must be <catalog>.<schema>" in err
     assert f"{path}:9: spec.trainingDuration: must be a positive whole number" in err
@@ -47,7 +47,7 @@ def test_manifest_problems_name_file_and_line(tmp_path, capsys):
 def test_manifest_must_be_a_finetunerun(tmp_path, capsys):
     path = tmp_path / "pod.yaml"
     path.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n")
-    assert main(["create", "-f", str(path)]) == 1
+    assert main(["create", "-f", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}:1: apiVersion: must be kubetune.io/v1alpha1 (got 'v1')" in err
     assert f"{path}:2: kind: must be FineTuneRun (got 'Pod')" in err
@@ -57,9 +57,9 @@ def test_manifest_must_be_a_finetunerun(tmp_path, capsys):
 def test_broken_yaml_and_missing_file(tmp_path, capsys):
     path = tmp_path / "broken.yaml"
     path.write_text("spec:\n  model: [unclosed\n")
-    assert main(["create", "-f", str(path)]) == 1
+    assert main(["create", "-f", str(path)]) == 2
     assert f"{path}:3: manifest: is not valid YAML" in capsys.readouterr().err
-    assert main(["create", "-f", str(tmp_path / "missing.yaml")]) == 1
+    assert main(["create", "-f", str(tmp_path / "missing.yaml")]) == 2
     assert "manifest: cannot be read" in capsys.readouterr().err
 
 
@@ -82,15 +82,15 @@ def load_manifest_text(text, tmp=None):
 def test_flag_problems_use_argument_names(capsys):
     code = main(["create", "--model", "gpt-17", "--train-data-path", "pvc://d/train.jsonl", "--register-to", "main.ft",
                  "--training-duration", "forever", "--kubeconfig", "/nonexistent"])
-    assert code == 1
+    assert code == 2
     err = capsys.readouterr().err
     assert "  - model: must be a supported model" in err and "  - training_duration: must be" in err
 
 
 def test_flags_and_manifest_do_not_mix(tmp_path, capsys):
-    assert main(["create", "-f", str(tmp_path / "x.yaml"), "--model", "m"]) == 1
+    assert main(["create", "-f", str(tmp_path / "x.yaml"), "--model", "m"]) == 2
     assert "use either -f or run flags, not both (got -f and --model)" in capsys.readouterr().err
-    assert main(["create", "--model", "meta-llama/Llama-3.2-1B"]) == 1
+    assert main(["create", "--model", "meta-llama/Llama-3.2-1B"]) == 2
     assert "missing --train-data-path, --register-to" in capsys.readouterr().err
 
 
@@ -109,8 +109,8 @@ def test_create_flags_become_fm_create_arguments():
 
 
 def test_missing_kubeconfig_is_named(tmp_path, capsys):
-    assert main(["list", "--kubeconfig", str(tmp_path / "missing-kubeconfig")]) == 1
-    assert f"error: kubeconfig {tmp_path / 'missing-kubeconfig'} does not exist" in capsys.readouterr().err
+    assert main(["list", "--kubeconfig", str(tmp_path / "missing-kubeconfig")]) == 2
+    assert f"kubetune: kubeconfig {tmp_path / 'missing-kubeconfig'} does not exist" in capsys.readouterr().err
 
 
 def test_unreachable_api_server_is_exit_code_3(tmp_path, capsys):
@@ -126,7 +126,7 @@ def test_unreachable_api_server_is_exit_code_3(tmp_path, capsys):
         """
     ))
     assert main(["get", "r", "--kubeconfig", str(kubeconfig)]) == 3
-    assert "error: cannot reach the Kubernetes API server" in capsys.readouterr().err
+    assert "kubetune: cannot reach the Kubernetes API server at http://127.0.0.1:9: " in capsys.readouterr().err
 
 
 @pytest.fixture

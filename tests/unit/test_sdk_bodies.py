@@ -43,6 +43,8 @@ def strict_openapi_to_jsonschema(node: Any) -> Any:
     }
     if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
         out["additionalProperties"] = False
+    if node.get("exclusiveMinimum") is True:  # OpenAPI v3.0's flag on minimum is JSON Schema's number
+        out["exclusiveMinimum"] = out.pop("minimum")
     return out
 
 

@@ -132,10 +132,21 @@ def _render(tokenizer, conversation: list[dict], template: str, add_generation_p
 
 def tokenize_instruction(prompt: str, response: str, tokenizer) -> tuple[list[int], list[int]]:
     """The pair as written, never templated (as Databricks does: users format pairs for their model
-    beforehand): the prompt with the tokenizer's BOS, then the response and EOS; loss on the response."""
-    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    beforehand): the prompt with the tokenizer's BOS, then the response and EOS; loss on the response.
+    The two are tokenized apart, so a tokenizer that would merge across the boundary cannot blur it."""
+    prompt_ids = instruction_prompt_ids(prompt, tokenizer)
     response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + _eos(tokenizer)
     return prompt_ids + response_ids, [IGNORE_INDEX] * len(prompt_ids) + response_ids
+
+
+def instruction_prompt_ids(prompt: str, tokenizer) -> list[int]:
+    """BOS where the tokenizer's own encoding starts with one (Llama, Mistral; not Qwen2) and the prompt does
+    not already (formatted data may carry it), then the prompt's tokens; nothing else the tokenizer adds."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is None or ids[:1] == [bos] or tokenizer("", add_special_tokens=True)["input_ids"][:1] != [bos]:
+        return ids
+    return [bos, *ids]
 
 
 def tokenize_text(text: str, tokenizer) -> tuple[list[int], list[int]]:
