@@ -28,7 +28,7 @@ from kubetune.trainer.preemption import Preempted, StopOnSigterm
 from kubetune.trainer.progress import build_reporter
 from kubetune.trainer.sampler import SamplerPosition, StepSampler
 from kubetune.trainer.steps import StepResult, load_micro_batch, train_step
-from kubetune.trainer.tracking import build_logger
+from kubetune.trainer.tracking import DataInput, build_logger, data_input
 
 log = logging.getLogger("kubetune.trainer")
 MAX_MESSAGE_CHARS = 4000  # a report lands in the run's status: keep it well inside an object's size limit
@@ -67,6 +67,7 @@ class FineTuneRecipe:
         self._restore_state()
         self.progress.total_steps = self.plan.total_steps
         self.logger.log_params(self._params())
+        self.logger.log_datasets(self._data_inputs())
         self._report(TrainerStage.MODEL_INITIALIZED, force=True)
 
     def _setup_data(self) -> tuple[PackedDataset, PackedDataset | None]:
@@ -190,7 +191,7 @@ class FineTuneRecipe:
 
     def save(self) -> None:
         export_dir = export_hf_model(self.model, self.tokenizer, self.config.export_dir, self.env)
-        self.export_uri = self.logger.log_export(export_dir) or str(export_dir)
+        self.export_uri = self.logger.log_export(export_dir, self.spec.task_type, self.spec.model) or str(export_dir)
         self._report(TrainerStage.TRAIN_FINISHED, force=True)
 
     def fail(self, error: BaseException) -> None:
@@ -225,6 +226,12 @@ class FineTuneRecipe:
             "truncated_examples": stats.truncated_examples,
             "device": self.device.type,
         }
+
+    def _data_inputs(self) -> list[DataInput]:
+        inputs = [data_input("training", self.spec.train_data_path, self.train_data.stats, self.train_data.example_lengths)]
+        if self.eval_data is not None:
+            inputs.append(data_input("evaluation", self.spec.eval_data_path, self.eval_data.stats, self.eval_data.example_lengths))
+        return inputs
 
     def _report(self, stage: TrainerStage, force: bool = False, message: str | None = None) -> None:
         plan = getattr(self, "plan", None)

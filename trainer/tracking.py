@@ -5,9 +5,11 @@ Rank 0 logs to a JSON-lines file in the run's output folder (always: tests and
 The other ranks get a NullLogger.
 """
 
+import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,29 @@ from kubetune.api.trainer_config import TrainerConfig
 log = logging.getLogger(__name__)
 
 GENERATIONS_TABLE = "generations.json"  # MLflow shows it as the table `generations`
-EXPORT_ARTIFACT_PATH = "model"
+
+
+@dataclass(frozen=True)
+class DataInput:
+    """A dataset the run read, as MLflow records it: metadata only."""
+
+    context: str  # "training" or "evaluation"
+    name: str
+    path: str  # as the spec names it (pvc://…, s3://…, a hub id, a local path)
+    source_type: str  # the path's kind (kubetune.api.locations)
+    digest: str  # a fingerprint of what was trained on: path, example count and token lengths
+    profile: dict[str, int]
+
+
+def data_input(context: str, path: str, stats, example_lengths: list[int]) -> DataInput:
+    """`stats` is the dataset's PackingStats, `example_lengths` its examples' token counts."""
+    from kubetune.api.locations import parse_data_path
+
+    fingerprint = hashlib.sha256(json.dumps([path, example_lengths]).encode()).hexdigest()[:16]
+    profile = {"examples": stats.examples, "sequences": stats.sequences, "tokens": stats.real_tokens,
+               "loss_tokens": stats.loss_tokens}
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return DataInput(context, name, path, parse_data_path(path).kind, fingerprint, profile)
 
 
 class NullLogger:
@@ -29,7 +53,8 @@ class NullLogger:
     def log_params(self, params: dict[str, Any]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
     def log_generations(self, rows: list[dict[str, Any]], step: int) -> None: ...
-    def log_export(self, export_dir: Path) -> str | None: return None
+    def log_datasets(self, datasets: list["DataInput"]) -> None: ...
+    def log_export(self, export_dir: Path, task_type: str, model_name: str) -> str | None: return None
     def close(self, outcome: str) -> None: ...
 
 
@@ -98,9 +123,25 @@ class MlflowLogger(NullLogger):
 
         self.client.log_table(self.run_id, pd.DataFrame(rows), GENERATIONS_TABLE)
 
-    def log_export(self, export_dir: Path) -> str:
-        self.client.log_artifacts(self.run_id, str(export_dir), EXPORT_ARTIFACT_PATH)
-        return f"{self.client.get_run(self.run_id).info.artifact_uri}/{EXPORT_ARTIFACT_PATH}"
+    def log_datasets(self, datasets: list["DataInput"]) -> None:
+        """The train and eval data as the run's inputs: where they are and a fingerprint, never the data."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [
+            DatasetInput(
+                Dataset(name=d.name, digest=d.digest, source_type=d.source_type, source=json.dumps({"uri": d.path}),
+                        profile=json.dumps(d.profile)),
+                tags=[InputTag("mlflow.data.context", d.context)],
+            )
+            for d in datasets
+        ]
+        self.client.log_inputs(self.run_id, datasets=inputs)
+
+    def log_export(self, export_dir: Path, task_type: str, model_name: str) -> str:
+        """The export as the run's logged MLflow model (kubetune.trainer.mlflow_model): `models:/<model_id>`."""
+        from kubetune.trainer.mlflow_model import log_model
+
+        return log_model(self.client, self.run_id, self.experiment_id, export_dir, task_type, model_name)
 
     def close(self, outcome: str) -> None:
         self.client.set_terminated(self.run_id, status=outcome)
@@ -133,8 +174,11 @@ class FanOutLogger(NullLogger):
     def log_generations(self, rows: list[dict[str, Any]], step: int) -> None:
         self._each("log_generations", rows, step)
 
-    def log_export(self, export_dir: Path) -> str | None:
-        return next((uri for uri in self._each("log_export", export_dir) if uri), None)
+    def log_datasets(self, datasets: list["DataInput"]) -> None:
+        self._each("log_datasets", datasets)
+
+    def log_export(self, export_dir: Path, task_type: str, model_name: str) -> str | None:
+        return next((uri for uri in self._each("log_export", export_dir, task_type, model_name) if uri), None)
 
     def close(self, outcome: str) -> None:
         self._each("close", outcome)

@@ -56,7 +56,7 @@ class TrainerReport(_CamelModel):
     checkpoints: list[CheckpointRef] = Field(default_factory=list)
     mlflow_experiment_id: str | None = None
     mlflow_run_id: str | None = None
-    export_uri: str | None = Field(None, description="The final Hugging Face export (an MLflow artifact URI or path).")
+    export_uri: str | None = Field(None, description="The finished model: the MLflow logged model (models:/m-...) the trainer wrote around its Hugging Face export, or an artifact URI or path.")
     message: str | None = None
 
 

@@ -96,6 +96,19 @@ def can_i(kubeconfig: Path, namespace: str, *question: str) -> bool:
     return answer == "yes"
 
 
+def assert_pyfunc_generates(mlflow_uri: str, model_uri: str) -> None:
+    """The registered version is an MLflow model that `mlflow.pyfunc.load_model` loads and that answers a chat."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_uri)
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    [completion] = model.predict({"messages": [{"role": "user", "content": "What is 2 plus 2?"}], "max_tokens": 4})
+    assert completion["choices"][0]["message"]["role"] == "assistant"
+    assert completion["usage"]["completion_tokens"] >= 1
+
+
 def event_types(status: dict) -> list[str]:
     return [event["type"] for event in status.get("events", [])]
 
@@ -169,12 +182,13 @@ def test_the_real_trainer_reports_to_the_operator_which_registers_its_export(
     assert status["registeredModel"] == {"name": f"main.e2e.{name}", "version": "1"}
     version = mlflow_client.get_model_version(f"main.e2e.{name}", "1")
     mlflow_run = mlflow_client.get_run(run_id)
-    assert version.run_id == run_id and version.source == f"{mlflow_run.info.artifact_uri}/model"
+    assert version.run_id == run_id and version.source.startswith("models:/m-")  # the run's logged MLflow model
     assert version.source == status["report"]["exportUri"]  # what the trainer reported (the operator's copy)
+    assert mlflow_client.get_logged_model(version.source.removeprefix("models:/")).source_run_id == run_id
     assert mlflow_run.data.tags["kubetune.run_uid"] == run_uid
     assert mlflow_run.info.experiment_id == status["mlflow"]["experimentId"]
-    exported = {Path(a.path).name for a in mlflow_client.list_artifacts(run_id, "model")}
-    assert {"config.json", "model.safetensors", "tokenizer.json"} <= exported, exported
+    assert {i.dataset.name for i in mlflow_run.inputs.dataset_inputs} == {"train.jsonl", "eval.jsonl"}
+    assert_pyfunc_generates(mlflow_uri, f"models:/main.e2e.{name}/1")
     assert event_types(status)[-1] == "COMPLETED"
 
     # The token could patch its own run's report and nothing else: no FineTuneRun, no status.

@@ -62,7 +62,8 @@ def test_local_run_registers_one_tagged_version_even_when_run_again(tmp_path, ml
     run = client.get_run(versions[0].run_id)
     assert run.data.metrics["loss"] > 0 and "eval_loss" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"model", "generations.json"} <= artifacts
+    assert "generations.json" in artifacts
+    assert [m.model_id for m in run.outputs.model_outputs] == [versions[0].source.removeprefix("models:/")]
     assert (state / "runs" / "quickstart" / "checkpoints" / "latest").exists()
 
     again = kubetune_run(manifest, state, mlflow_uri)  # resumes at its last step, exports, registers again
