@@ -5,8 +5,15 @@ Data paths (trainDataPath, evalDataPath):
   pvc://CLAIM/path/in/claim       a PersistentVolumeClaim, mounted read-only by the operator at ROOT/CLAIM
   s3://… gs://… abfs://… abfss://… az://… hf://…   object stores, read through fsspec
   /abs/path, ./rel, ../rel, file://…, or a name ending in .jsonl/.json/.txt   a local path
-  org/name/split                  a Hugging Face dataset and its split
+  org/name/split, name/split      a Hugging Face dataset and its split
   A Delta table is any of the path forms pointing at a folder with a `_delta_log`.
+Databricks' forms, classified as databricks-genai classifies them (classify_data_path):
+  /Volumes/… and /databricks/…    mean dbfs:/Volumes/… and dbfs:/databricks/…
+  dbfs:/Volumes/CATALOG/SCHEMA/VOLUME/path   a Unity Catalog volume
+  CATALOG.SCHEMA.TABLE (dots, no /)          a Unity Catalog table
+  any other form with / that is not a URI or a local path is a Hugging Face dataset.
+  Until the operator configuration maps volumes and tables to storage the cluster has, parse_data_path
+  refuses them, saying what to use instead.
 Models (model):
   a supported model's name, or hf://org/name   a Hugging Face hub id
   pvc://CLAIM/path, a local path, an object-store URI   a Hugging Face model folder
@@ -30,14 +37,18 @@ PVC_MOUNT_ROOT = "/mnt/data"
 
 OBJECT_STORE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "az", "hf", "http", "https", "memory")
 _PVC = re.compile(rf"^pvc://(?P<claim>{DNS_LABEL_PATTERN[1:-1]})(?P<path>/.*)?$")
-_HF_DATASET = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)/(?P<split>[A-Za-z_][\w.\[\]:%+-]*)$")
+_HF_DATASET = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?)/(?P<split>[A-Za-z_][\w.\[\]:%+-]*)$")
 _LOCAL_PREFIXES = ("/", "./", "../")
 _LOCAL_SUFFIXES = (".jsonl", ".json", ".txt")
 HUB_MODEL_SCHEME = "hf://"
 # Every model that is not a supported model's name starts with one of these (the CRD checks it with CEL).
 MODEL_PATH_PREFIXES = ("/", "./", "../", "pvc://", "s3://", "gs://", "abfs://", "abfss://", "file://", HUB_MODEL_SCHEME)
 
-LocationKind = Literal["pvc", "object_store", "local", "huggingface", "hub_model", "run_name"]
+LocationKind = Literal["pvc", "object_store", "local", "huggingface", "hub_model", "run_name", "uc_volume", "uc_table"]
+DBFS_SCHEME = "dbfs:"
+DATABRICKS_ABSOLUTE_PREFIXES = ("/Volumes", "/databricks")  # Databricks reads these as dbfs:/Volumes, dbfs:/databricks
+_UC_VOLUME = re.compile(r"^dbfs:/Volumes/(?P<catalog>[^/]+)/(?P<schema>[^/]+)/(?P<volume>[^/]+)(?P<path>/.*)?$")
+_UC_NAME_PART = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,9 @@ class Location:
     path: str | None = None  # pvc: path inside the claim; local: the path
     repo: str | None = None  # huggingface and hub_model: org/name
     split: str | None = None  # huggingface only
+    catalog: str | None = None  # uc_volume and uc_table
+    schema: str | None = None  # uc_volume and uc_table
+    name: str | None = None  # uc_volume: the volume; uc_table: the table
 
     def local_path(self, pvc_mount_root: Path | str = PVC_MOUNT_ROOT) -> Path | None:
         """The path a process opens for a pvc:// or local location; None for remote ones."""
@@ -60,7 +74,7 @@ class Location:
 
 PATH_RULE = (
     "must be pvc://CLAIM/path, an object-store URI (s3://, gs://, abfs://, abfss://, az://, hf://), "
-    "a local path (/…, ./…, ../…, file://… or a .jsonl/.json/.txt file), or a Hugging Face dataset org/name/split"
+    "a local path (/…, ./…, ../…, file://… or a .jsonl/.json/.txt file), or a Hugging Face dataset org/name/split (or name/split)"
 )
 CUSTOM_WEIGHTS_ON_OBJECT_STORE = (
     "checkpoints on an object store are not supported yet; use a run's name, pvc://CLAIM/path or a path in the image"
@@ -72,19 +86,66 @@ MODEL_RULE = (
 
 
 def parse_data_path(uri: str) -> Location:
-    """Classify a data path; raises ValueError with the accepted forms when it matches none."""
+    """A data path the cluster can read; raises ValueError with the accepted forms when it matches none, and
+    for a Unity Catalog volume or table, which nothing maps to storage yet, says what to pass instead."""
+    location = classify_data_path(uri)
+    if location.kind in ("uc_volume", "uc_table"):
+        raise ValueError(unmapped_message(location))
+    return location
+
+
+def databricks_form(path: str) -> str:
+    """The path as Databricks reads it: /Volumes/… and /databricks/… are dbfs:/Volumes/… and dbfs:/databricks/…."""
+    return f"{DBFS_SCHEME}{path}" if path.startswith(DATABRICKS_ABSOLUTE_PREFIXES) else path
+
+
+def classify_data_path(uri: str) -> Location:
+    """What a data path names, Databricks' forms included (a UC volume or table is classified, not refused)."""
     uri = uri.strip()
     if not uri:
         raise ValueError(PATH_RULE)
+    dbfs = databricks_form(uri)
+    if dbfs.startswith(DBFS_SCHEME):
+        return _dbfs_location(uri, dbfs)
     folder = _folder_location(uri, PATH_RULE)
     if folder is not None:
         return folder
     if uri.endswith(_LOCAL_SUFFIXES):
         return Location("local", uri, path=uri)
+    if "/" not in uri and "." in uri:
+        return _uc_table(uri)
     m = _HF_DATASET.match(uri)
     if m:
         return Location("huggingface", uri, repo=m["repo"], split=m["split"])
     raise ValueError(PATH_RULE)
+
+
+def unmapped_message(location: Location) -> str:
+    """Why a Unity Catalog volume or table cannot be read yet, and what to pass instead."""
+    if location.kind == "uc_volume":
+        what = f"{location.uri} is in the Unity Catalog volume {location.catalog}.{location.schema}.{location.name}"
+        instead = "copy the files to a PersistentVolumeClaim or an object store and pass pvc://CLAIM/path or s3://bucket/path"
+    else:
+        what = f"{location.uri} is a Unity Catalog table"
+        instead = "pass the Delta table's folder (the one holding _delta_log) as pvc://CLAIM/path or s3://bucket/path"
+    return f"{what}, and Kubetune has no mapping from Unity Catalog to the cluster's storage: {instead}"
+
+
+def _dbfs_location(uri: str, dbfs: str) -> Location:
+    m = _UC_VOLUME.match(dbfs)
+    if m:
+        return Location("uc_volume", uri, catalog=m["catalog"], schema=m["schema"], name=m["volume"], path=m["path"] or "/")
+    raise ValueError(
+        f"{uri}: Databricks reads it as {dbfs}, and only Unity Catalog volumes "
+        "(dbfs:/Volumes/CATALOG/SCHEMA/VOLUME/path) of DBFS have a meaning here; " + PATH_RULE
+    )
+
+
+def _uc_table(uri: str) -> Location:
+    parts = uri.split(".")
+    if len(parts) != 3 or not all(_UC_NAME_PART.match(p) for p in parts):
+        raise ValueError(f"{uri}: a name with dots and no / is a Unity Catalog table, CATALOG.SCHEMA.TABLE; " + PATH_RULE)
+    return Location("uc_table", uri, catalog=parts[0], schema=parts[1], name=parts[2])
 
 
 def parse_model(value: str) -> Location:
@@ -107,6 +168,11 @@ def parse_custom_weights(value: str) -> Location:
     value = value.strip()
     if DNS_LABEL.match(value):
         return Location("run_name", value, path=value)
+    if databricks_form(value).startswith(DBFS_SCHEME):
+        raise ValueError(
+            f"{value} is a Databricks location (Databricks reads it as {databricks_form(value)}); "
+            "start from an earlier run here: its name, or its checkpoint as pvc://CLAIM/path or a path in the image"
+        )
     folder = _folder_location(value, "must be pvc://CLAIM/path, an object-store URI, a local path or a run's name")
     return folder or Location("local", value, path=value)
 

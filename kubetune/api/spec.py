@@ -115,7 +115,8 @@ class FineTuneRunSpec(_CamelModel):
         min_length=1,
         max_length=4096,
         description="Training data: a JSONL file or folder at pvc://CLAIM/path, s3://, gs://, abfs://, a local path, "
-        "a Hugging Face dataset org/name/split, or a Delta table folder.",
+        "a Hugging Face dataset org/name/split (or name/split), or a Delta table folder; Unity Catalog volumes "
+        "(dbfs:/Volumes/...) and tables (catalog.schema.table) are refused with how to pass them instead.",
     )
     register_to: str = Field(
         ...,

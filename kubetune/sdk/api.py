@@ -1,4 +1,4 @@
-"""create/get/list/cancel/delete/get_events/get_checkpoints, with Databricks' names and defaults.
+"""create/get/list/cancel/delete/get_events/get_checkpoints/get_models, with Databricks' names and defaults.
 
 Each function accepts a run object or a run's name wherever Databricks' does. A
 run object carries its namespace; a name is looked up in the configured namespace.
@@ -13,10 +13,18 @@ from typing import Any
 
 from kubetune.api.errors import SpecError, SpecProblem
 from kubetune.api.identifiers import DNS_LABEL
-from kubetune.api.progress import CheckpointRef
 from kubetune.api.spec import Compute, FineTuneRunSpec
+from kubetune.api.supported_models import SUPPORTED_MODELS
 from kubetune.sdk import build
 from kubetune.sdk.client import RunsClient, get_client
+from kubetune.sdk.databricks_types import (
+    EVENT_COLUMNS,
+    MODEL_COLUMNS,
+    RUN_COLUMNS,
+    CheckpointPath,
+    ObjectList,
+    TrainingModelConstants,
+)
 from kubetune.sdk.errors import ClusterUnavailableError, RunAlreadyExistsError
 from kubetune.sdk.events import TrainingEvent, unseen
 from kubetune.sdk.filters import DEFAULT_LIMIT, filter_runs
@@ -119,16 +127,22 @@ def list(  # noqa: A001 - the name Databricks' SDK uses
     after: str | datetime | None = None,
     include_details: bool = True,
     limit: int | None = DEFAULT_LIMIT,
-) -> builtins.list[TrainingRun]:
+    finetuning_runs: Iterable[RunRef] | None = None,
+) -> ObjectList:
     """Runs in the configured namespace, newest first, filtered like Databricks' list().
 
+    `finetuning_runs` is another name for `training_runs` (the one Databricks' run-management docs use).
     `include_details` is accepted for compatibility; runs always carry their details and events.
     """
-    names = [run_name(r) for r in training_runs] if training_runs else None
-    return filter_runs(
+    if training_runs and finetuning_runs:
+        raise TypeError("list: pass training_runs or finetuning_runs, not both (they are the same filter)")
+    chosen = training_runs or finetuning_runs
+    names = [run_name(r) for r in chosen] if chosen else None
+    runs = filter_runs(
         get_client().list(), names=names, experiment_id=experiment_id, statuses=statuses,
         user_emails=user_emails, before=before, after=after, limit=limit,
     )
+    return ObjectList(runs, RUN_COLUMNS)
 
 
 def cancel(runs: RunRef | Iterable[RunRef] | None = None, experiment_id: str | None = None) -> int:
@@ -157,18 +171,24 @@ def delete(runs: RunRef | Iterable[RunRef] | None = None, experiment_id: str | N
 
 
 def get_events(
-    training_run: RunRef, follow: bool = False, poll_seconds: float = FOLLOW_POLL_SECONDS
-) -> builtins.list[TrainingEvent] | Iterator[TrainingEvent]:
+    training_run: RunRef, follow: bool = False, *, poll_seconds: float = FOLLOW_POLL_SECONDS
+) -> ObjectList | Iterator[TrainingEvent]:
     """The run's events, oldest first. With follow=True, a generator that yields each event as it
     happens (starting with the history) and ends when the run completes, fails or is stopped."""
     if not follow:
-        return run_events(training_run)
+        return ObjectList(run_events(training_run), EVENT_COLUMNS)
     return _follow_events(training_run, poll_seconds)
 
 
-def get_checkpoints(training_run: RunRef) -> builtins.list[CheckpointRef]:
-    """The run's complete checkpoints (name `ep{E}-ba{B}`, path, step), oldest first."""
+def get_checkpoints(training_run: RunRef) -> builtins.list[CheckpointPath]:
+    """The run's complete checkpoints, oldest first, as path strings (Databricks' type) that also carry
+    `.name` (`ep{E}-ba{B}`), `.step`, `.epoch` and `.created_at`."""
     return run_checkpoints(training_run)
+
+
+def get_models() -> ObjectList:
+    """The models runs can fine-tune (the supported-models table), with each one's longest context."""
+    return ObjectList((TrainingModelConstants.from_model_info(m) for m in SUPPORTED_MODELS.values()), MODEL_COLUMNS)
 
 
 def follow(
@@ -196,7 +216,7 @@ def follow(
         if version != seen_version:
             seen_version = version
             yield run
-        if run.status.is_terminal:
+        if run.status.is_terminal():
             return
         time.sleep(poll_seconds)
 

@@ -28,7 +28,7 @@ def filter_runs(
     if limit is not None and limit < 0:
         raise ValueError(f"limit: must be zero or more (got {limit})")
     wanted_names = set(names) if names else None
-    wanted_statuses = {RunStatus.from_string(s) for s in statuses} if statuses else None
+    wanted_statuses = {RunStatus.parse(s) for s in statuses} if statuses else None
     wanted_users = set(user_emails) if user_emails else None
     before_time = parse_user_time(before, "before") if before is not None else None
     after_time = parse_user_time(after, "after") if after is not None else None

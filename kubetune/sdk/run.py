@@ -5,8 +5,9 @@ that kubetune.sdk.api builds on: this module talks to kubetune.sdk.client itself
 kubetune.sdk.api, which sits on top of it.
 """
 
+import posixpath
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -15,9 +16,10 @@ from kubetune.api.progress import CheckpointRef
 from kubetune.api.status import Condition, Metrics, MlflowRef, Progress, RegisteredModel, Usage
 from kubetune.sdk import build
 from kubetune.sdk.client import RunsClient, get_client
+from kubetune.sdk.databricks_types import CheckpointPath, TrainConfig
 from kubetune.sdk.events import EventType, TrainingEvent, parse_events
 from kubetune.sdk.status import RunStatus, run_status
-from kubetune.sdk.timeutil import parse_time
+from kubetune.sdk.timeutil import format_eta, parse_time, progress_bar
 
 CREATED_BY_ANNOTATION = "kubetune.io/created-by"
 _TRAINER_EVENTS = {EventType.MODEL_INITIALIZED.value, EventType.TRAIN_UPDATED.value, EventType.TRAIN_FINISHED.value}
@@ -25,12 +27,14 @@ _TRAINER_EVENTS = {EventType.MODEL_INITIALIZED.value, EventType.TRAIN_UPDATED.va
 
 @dataclass
 class TrainingRun:
-    """A fine-tuning run. The fields up to `run_id` are those of Databricks' run object."""
+    """A fine-tuning run. The fields up to `run_id`, in that order, and the properties are those of Databricks'
+    run object (TrainingRun); the fields after them are Kubetune's."""
 
     name: str
     status: RunStatus
     created_by: str | None = None
     model: str | None = None
+    save_folder: str | None = None  # where the checkpoints are: the folder holding them, once there is one
     train_data_path: str | None = None
     register_to: str | None = None
     submitted_experiment_path: str | None = None
@@ -46,7 +50,9 @@ class TrainingRun:
     created_at: datetime | None = None
     started_at: datetime | None = None
     estimated_end_time: datetime | None = None
+    formatted_eta: str | None = None  # time left until estimated_end_time: 45s, 12min, 3hr, 2d
     completed_at: datetime | None = None
+    submitted_config: TrainConfig | None = None
     events: list[TrainingEvent] = field(default_factory=list)
     experiment_id: str | None = None
     run_id: str | None = None
@@ -79,11 +85,15 @@ class TrainingRun:
             e.type in _TRAINER_EVENTS for e in events
         )
         state = run_status(status.get("phase"), suspended=suspended, training_started=started)
+        checkpoints = [c for c in (_parse(CheckpointRef, c) for c in status.get("checkpoints") or []) if c]
+        save_folder = posixpath.dirname(checkpoints[0].path.rstrip("/")) if checkpoints else None
+        estimated_end = _estimated_end(state, progress, events)
         return cls(
             name=metadata.get("name", ""),
             status=state,
             created_by=(metadata.get("annotations") or {}).get(CREATED_BY_ANNOTATION),
             model=spec.get("model"),
+            save_folder=save_folder,
             train_data_path=spec.get("trainDataPath"),
             register_to=spec.get("registerTo"),
             submitted_experiment_path=spec.get("experimentPath") or (mlflow.experiment_path if mlflow else None),
@@ -97,8 +107,10 @@ class TrainingRun:
             details=status.get("message"),
             created_at=parse_time(metadata.get("creationTimestamp")),
             started_at=parse_time(status.get("startTime")),
-            estimated_end_time=_estimated_end(state, progress, events),
+            estimated_end_time=estimated_end,
+            formatted_eta=format_eta(estimated_end),
             completed_at=parse_time(status.get("completionTime")),
+            submitted_config=_submitted_config(spec, save_folder),
             events=events,
             experiment_id=mlflow.experiment_id if mlflow else None,
             run_id=mlflow.run_id if mlflow else None,
@@ -107,7 +119,7 @@ class TrainingRun:
             suspended=suspended,
             progress=progress,
             metrics=_parse(Metrics, status.get("metrics")),
-            checkpoints=[c for c in (_parse(CheckpointRef, c) for c in status.get("checkpoints") or []) if c],
+            checkpoints=checkpoints,
             registered_model=_parse(RegisteredModel, status.get("registeredModel")),
             conditions=[c for c in (_parse(Condition, c) for c in status.get("conditions") or []) if c],
             restarts=status.get("restarts") or 0,
@@ -116,6 +128,31 @@ class TrainingRun:
             compute=spec.get("compute"),
             resource=resource,
         )
+
+    @property
+    def experiment_path(self) -> str:
+        """The MLflow experiment the run logs to (the operator's record, else what was submitted)."""
+        recorded = _parse(MlflowRef, (self.resource.get("status") or {}).get("mlflow"))
+        path = (recorded.experiment_path if recorded else None) or self.submitted_experiment_path
+        if not path:
+            raise ValueError(f"run {self.name!r} has no MLflow experiment yet")
+        return path
+
+    @property
+    def formatted_events(self) -> str:
+        """The events as one HTML line each (what Databricks' notebook table shows)."""
+        return "<br>".join(f"<nobr>{e.type} {e.time}</nobr>" for e in self.events)
+
+    @property
+    def run_progress(self) -> str:
+        """`RUNNING ■■■■□□□□□□(42%)` while training, else the status."""
+        if self.status is not RunStatus.RUNNING:
+            return str(self.status)
+        percent = self.progress.percent if self.progress and self.progress.percent is not None else _elapsed_percent(self)
+        if percent is None:
+            return str(self.status)
+        percent = max(0, min(100, percent))
+        return f"{self.status} {progress_bar(percent)}({percent}%)"
 
     def refresh(self) -> "TrainingRun":
         """The run as it is now (a new object, as in Databricks' SDK)."""
@@ -128,7 +165,7 @@ class TrainingRun:
     def get_events(self) -> list[TrainingEvent]:
         return run_events(self)
 
-    def get_checkpoints(self) -> list[CheckpointRef]:
+    def get_checkpoints(self) -> list[CheckpointPath]:
         return run_checkpoints(self)
 
 
@@ -160,7 +197,7 @@ def fetch_run(run: RunRef) -> TrainingRun:
 def cancel_run(name: str, client: RunsClient) -> bool:
     """Stop one run (spec.suspend: true); False when it had already ended or was being cancelled."""
     run = TrainingRun.from_resource(client.get(name))
-    if run.status.is_terminal or run.suspended:
+    if run.status.is_terminal() or run.suspended:
         return False
     client.patch(name, build.CANCEL_PATCH)
     return True
@@ -171,9 +208,9 @@ def run_events(run: RunRef) -> list[TrainingEvent]:
     return fetch_run(run).events
 
 
-def run_checkpoints(run: RunRef) -> list[CheckpointRef]:
-    """The run's complete checkpoints as they are now, oldest first."""
-    return sorted(fetch_run(run).checkpoints, key=lambda c: c.step)
+def run_checkpoints(run: RunRef) -> list[CheckpointPath]:
+    """The run's complete checkpoints as they are now, oldest first: path strings carrying name, step and epoch."""
+    return [CheckpointPath(c) for c in sorted(fetch_run(run).checkpoints, key=lambda c: c.step)]
 
 
 def _estimated_end(state: RunStatus, progress: Progress | None, events: list[TrainingEvent]) -> datetime | None:
@@ -183,6 +220,34 @@ def _estimated_end(state: RunStatus, progress: Progress | None, events: list[Tra
     if any(e.type == EventType.TRAIN_FINISHED for e in events):
         return None
     return parse_time(progress.eta)
+
+
+def _elapsed_percent(run: TrainingRun) -> int | None:
+    """Share of the time from start to the estimated end already gone (Databricks' measure)."""
+    if run.started_at is None or run.estimated_end_time is None:
+        return None
+    total = (run.estimated_end_time - run.started_at).total_seconds()
+    elapsed = (datetime.now(timezone.utc) - run.started_at).total_seconds()
+    return int(elapsed / total * 100) if total > 0 else 100
+
+
+def _submitted_config(spec: dict[str, Any], save_folder: str | None) -> TrainConfig | None:
+    if not spec.get("model") or not spec.get("trainDataPath"):
+        return None
+    return TrainConfig(
+        model=spec["model"],
+        train_data_path=spec["trainDataPath"],
+        save_folder=save_folder,
+        task_type=spec.get("taskType"),
+        eval_data_path=spec.get("evalDataPath"),
+        eval_prompts=spec.get("evalPrompts"),
+        custom_weights_path=spec.get("customWeightsPath"),
+        training_duration=spec.get("trainingDuration"),
+        experiment_tracker={"mlflow": {"experiment_path": spec.get("experimentPath"), "model_registry_path": spec.get("registerTo")}},
+        learning_rate=float(spec["learningRate"]) if spec.get("learningRate") else None,
+        context_length=spec.get("contextLength"),
+        disable_credentials_check=spec.get("validateInputs") is False,
+    )
 
 
 def _parse(model: type[BaseModel], data: Any) -> Any:

@@ -13,18 +13,32 @@
 | Succeeded    |                                     | COMPLETED   |
 | Failed       |                                     | FAILED      |
 | Cancelled    |                                     | STOPPED     |
+| (unknown)    | a phase this SDK does not know (newer operator) | UNKNOWN |
 
 Validating maps to PENDING rather than STARTING because our validation runs
 before the run is queued; statuses then only move forward, as on Databricks
 (PENDING → QUEUED → STARTING → RUNNING → TERMINATING → COMPLETED).
 """
 
-from enum import Enum
+import re
+from enum import Enum, EnumMeta
 
 from kubetune.api.status import Phase
 
 
-class RunStatus(str, Enum):
+class _StatusMeta(EnumMeta):
+    @property
+    def order(cls) -> "list[RunStatus]":
+        """The statuses from latest to earliest, as Databricks' RunStatus.order lists them."""
+        return [RunStatus[name] for name in _LATEST_FIRST]
+
+
+_LATEST_FIRST = ("FAILED", "STOPPED", "COMPLETED", "TERMINATING", "RUNNING", "STARTING", "QUEUED", "PENDING", "UNKNOWN")
+
+
+class RunStatus(str, Enum, metaclass=_StatusMeta):
+    """Databricks' run statuses, with its helpers (ordering, before/after, is_terminal(), from_string)."""
+
     PENDING = "PENDING"
     QUEUED = "QUEUED"
     STARTING = "STARTING"
@@ -33,21 +47,66 @@ class RunStatus(str, Enum):
     COMPLETED = "COMPLETED"
     STOPPED = "STOPPED"
     FAILED = "FAILED"
+    UNKNOWN = "UNKNOWN"
 
     def __str__(self) -> str:
         return self.value
 
-    @property
+    def _rank(self, other: object) -> tuple[int, int]:
+        if not isinstance(other, RunStatus):
+            raise TypeError(f"cannot order RunStatus and {type(other).__name__}")
+        return -_LATEST_FIRST.index(self.value), -_LATEST_FIRST.index(other.value)
+
+    def __lt__(self, other: object) -> bool:
+        mine, theirs = self._rank(other)
+        return mine < theirs
+
+    def __gt__(self, other: object) -> bool:
+        mine, theirs = self._rank(other)
+        return mine > theirs
+
+    def __le__(self, other: object) -> bool:
+        mine, theirs = self._rank(other)
+        return mine <= theirs
+
+    def __ge__(self, other: object) -> bool:
+        mine, theirs = self._rank(other)
+        return mine >= theirs
+
+    def before(self, other: "RunStatus", inclusive: bool = False) -> bool:
+        """Whether a run usually has this status before `other` (PENDING before RUNNING)."""
+        return self < other or (inclusive and self is other)
+
+    def after(self, other: "RunStatus", inclusive: bool = False) -> bool:
+        """Whether a run usually has this status after `other` (COMPLETED after RUNNING)."""
+        return self > other or (inclusive and self is other)
+
     def is_terminal(self) -> bool:
+        """COMPLETED, STOPPED or FAILED: the run has ended (a method, as in Databricks' SDK)."""
         return self in (RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.FAILED)
 
+    @property
+    def display_name(self) -> str:
+        """`Running`, `Completed`: the status as a title."""
+        return self.value.title()
+
     @classmethod
-    def from_string(cls, value: "str | RunStatus") -> "RunStatus":
-        try:
-            return cls(str(value).upper())
-        except ValueError:
+    def from_string(cls, run_status: "str | RunStatus") -> "RunStatus":
+        """The status named `run_status` (any case, camelCase too); UNKNOWN for a name it does not know, as Databricks'."""
+        if isinstance(run_status, RunStatus):
+            return run_status
+        if not isinstance(run_status, str):
+            return cls.UNKNOWN
+        return cls.__members__.get(re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", run_status).upper(), cls.UNKNOWN)
+
+    @classmethod
+    def parse(cls, value: "str | RunStatus") -> "RunStatus":
+        """Like from_string, but a name it does not know is a ValueError (for filters, where a typo matches nothing)."""
+        status = cls.from_string(value)
+        if status is cls.UNKNOWN and str(value).upper() != cls.UNKNOWN.value:
             known = ", ".join(s.value for s in cls)
-            raise ValueError(f"unknown run status {value!r}: expected one of {known}") from None
+            raise ValueError(f"unknown run status {value!r}: expected one of {known}")
+        return status
 
 
 _BY_PHASE = {
@@ -66,8 +125,11 @@ def run_status(phase: Phase | str | None, suspended: bool = False, training_star
     """The Databricks status of a run in `phase`; see the module table."""
     if phase is None or phase == "":
         return RunStatus.TERMINATING if suspended else RunStatus.PENDING
-    status = _BY_PHASE[Phase(phase)]
-    if status.is_terminal:
+    try:
+        status = _BY_PHASE[Phase(phase)]
+    except ValueError:  # a phase a newer operator added
+        return RunStatus.UNKNOWN
+    if status.is_terminal():
         return status
     if suspended:
         return RunStatus.TERMINATING

@@ -31,3 +31,22 @@ def humanize_duration(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def format_eta(end: datetime | None, now: datetime | None = None) -> str | None:
+    """Time left until `end` as Databricks writes it (45s, 12min, 3hr, 2d); None when unknown or past."""
+    if end is None:
+        return None
+    left = (end - (now or datetime.now(timezone.utc))).total_seconds()
+    if left <= 0:
+        return None
+    for unit, size in (("d", 86400), ("hr", 3600), ("min", 60)):
+        if left >= size:
+            return f"{int(left // size)}{unit}"
+    return f"{int(left)}s"
+
+
+def progress_bar(percent: int) -> str:
+    """Ten squares, one filled per 10%: `■■■■□□□□□□` for 42%."""
+    filled = max(0, min(10, percent // 10))
+    return "■" * filled + "□" * (10 - filled)

@@ -25,7 +25,7 @@ def test_models_table_matches_supported_models():
 
 def test_guide_covers_the_sdk_statuses_and_events():
     text = GUIDE.read_text()
-    for function in ("create", "get", "list", "cancel", "delete", "get_events", "get_checkpoints", "configure", "follow"):
+    for function in ("create", "get", "list", "cancel", "delete", "get_events", "get_checkpoints", "get_models", "configure", "follow"):
         assert f"fm.{function}(" in text, function
         assert callable(getattr(fm, function))
     for name in [s.value for s in RunStatus] + [e.value for e in EventType]:

@@ -44,14 +44,27 @@ def test_every_phase_has_a_status():
 
 
 def test_terminal_statuses_are_the_terminal_phases():
-    assert {run_status(p) for p in Phase if p.is_terminal} == {s for s in RunStatus if s.is_terminal}
+    assert {run_status(p) for p in Phase if p.is_terminal} == {s for s in RunStatus if s.is_terminal()}
+
+
+def test_a_phase_from_a_newer_operator_is_UNKNOWN():
+    assert run_status("Hibernating") is RunStatus.UNKNOWN
 
 
 def test_status_from_string():
     assert RunStatus.from_string("running") is RunStatus.RUNNING
     assert str(RunStatus.COMPLETED) == "COMPLETED"
+    assert RunStatus.from_string("DONE") is RunStatus.UNKNOWN  # as Databricks' from_string
     with pytest.raises(ValueError, match="unknown run status 'DONE'"):
-        RunStatus.from_string("DONE")
+        RunStatus.parse("DONE")  # what list(statuses=...) uses: a typo must not match nothing silently
+
+
+def test_statuses_are_ordered_as_databricks_orders_them():
+    assert RunStatus.PENDING < RunStatus.RUNNING < RunStatus.COMPLETED
+    assert RunStatus.RUNNING.before(RunStatus.COMPLETED) and RunStatus.COMPLETED.after(RunStatus.RUNNING)
+    assert RunStatus.COMPLETED.after(RunStatus.COMPLETED, inclusive=True)
+    assert RunStatus.order[0] is RunStatus.FAILED and RunStatus.order[-1] is RunStatus.UNKNOWN
+    assert RunStatus.RUNNING.display_name == "Running"
 
 
 def test_running_becomes_RUNNING_once_the_trainer_reports():
