@@ -1,23 +1,20 @@
 """Start the operator: kopf settings, the API client, the handler registry, then kopf's event loop."""
 
 import asyncio
-import logging
 import os
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import kopf
+from kubernetes.client import ApiClient
 
 from kubetune import kube_client
-from kubetune.api.redaction import redact
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.handlers import QUIET_HANDLERS, build_registry
+from kubetune.operator.logs import configure_logging
 from kubetune.operator.metrics import METRICS, serve
 
 FINALIZER = "kubetune.io/operator"
-KOPF_OBJECT_LOGGER = "kopf.objects"  # kopf's per-object logger: handler outcomes, "[ns/name] ..." lines
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+WORKERS = 16  # reconcile threads: they wait on API calls, so enough that 20 new runs a second do not queue
 
 
 @dataclass(frozen=True)
@@ -28,6 +25,7 @@ class RunOptions:
     liveness_endpoint: str | None = None
     metrics_endpoint: str | None = None  # http://HOST:PORT/metrics: Prometheus metrics (kubetune.operator.metrics)
     verbose: bool = False
+    log_format: str = "text"  # kubetune.operator.logs.LOG_FORMATS
 
 
 def configure_settings(settings: kopf.OperatorSettings) -> None:
@@ -36,61 +34,19 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.execution.max_workers = 8
-
-
-class QuietSuccess(logging.Filter):
-    """Drop kopf's INFO line "Timer 'id' succeeded." / "Handler 'id' succeeded." for the given handler ids.
-
-    kopf 1.45 has no setting for it (kopf/_core/actions/execution.py logs every success at INFO).
-    Failures, retries, warnings and every other handler's lines pass; so does a handler's
-    "is invoked." DEBUG line with --verbose.
-    """
-
-    def __init__(self, handler_ids: Iterable[str]):
-        super().__init__()
-        ids = "|".join(re.escape(i) for i in handler_ids)
-        self._success = re.compile(rf"(Timer|Handler) '({ids})' succeeded\.")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno == logging.INFO and self._success.fullmatch(record.getMessage()))
-
-
-class RedactingFormatter(logging.Formatter):
-    """Every line with its credentials masked (kubetune.api.redaction), tracebacks included: kopf, the kubernetes
-    client and MLflow put URIs and error texts from anywhere into the operator's log."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
-
-
-def redact_logs(fmt: str = LOG_FORMAT) -> None:
-    """Give every handler of the root logger (where kopf's and the clients' loggers end up) the redacting formatter."""
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(RedactingFormatter(fmt))
-
-
-def quiet_routine_successes(handler_ids: Iterable[str] = QUIET_HANDLERS) -> QuietSuccess:
-    """Install QuietSuccess on kopf's per-object logger (once); returns the installed filter."""
-    logger = logging.getLogger(KOPF_OBJECT_LOGGER)
-    for installed in list(logger.filters):
-        if isinstance(installed, QuietSuccess):
-            logger.removeFilter(installed)
-    quiet = QuietSuccess(handler_ids)
-    logger.addFilter(quiet)
-    return quiet
+    settings.execution.max_workers = WORKERS
 
 
 def run(config: OperatorConfig, options: RunOptions) -> None:
-    logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO, format=LOG_FORMAT)
-    redact_logs()
     # The resync timer (every run, every tick) and the child handlers (every Job, pod, report event) succeed
     # all the time; their success lines would drown the log. Their failures are still logged.
-    quiet_routine_successes()
+    configure_logging(options.log_format, options.verbose, quiet_handlers=QUIET_HANDLERS)
     # The registration step must fail fast while MLflow is down; the operator retries with its own backoff.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    api = kube_client.connect().api_client
+    configuration = kube_client.connect().api_client.configuration
+    configuration.connection_pool_maxsize = WORKERS  # one connection per reconcile thread, none discarded
+    api = ApiClient(configuration)
     registry = build_registry(config, api)
     if options.metrics_endpoint:
         serve(options.metrics_endpoint, METRICS)

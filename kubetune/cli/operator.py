@@ -4,6 +4,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from kubetune.operator.logs import LOG_FORMATS
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("operator", help="run the FineTuneRun operator (kopf)")
@@ -22,6 +24,12 @@ def register(subparsers) -> None:
         "--metrics", metavar="URL", help="serve Prometheus metrics, e.g. http://0.0.0.0:9090/metrics (docs/operator-guide.md)"
     )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text: lines for a terminal (default); json: one JSON object per line, for a log pipeline",
+    )
     parser.set_defaults(func=run)
 
 
@@ -45,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
         metrics_endpoint=args.metrics,
         verbose=args.verbose,
+        log_format=args.log_format,
     )
     run_operator(config, options)
     return 0

@@ -51,6 +51,7 @@ def test_defaults_render_cluster_wide_operator(render):
         "--liveness=http://0.0.0.0:8080/healthz",
         "--metrics=http://0.0.0.0:9090/metrics",
         "--peering=kubetune",
+        "--log-format=json",
     ]
     assert container["image"] == "ghcr.io/kubetune/operator:0.1.0"
     assert one(objects, "ClusterKopfPeering", "kubetune")

@@ -16,7 +16,7 @@ from kubetune.api.spec import FineTuneRunSpec
 from kubetune.api.status import FineTuneRunStatus
 from kubetune.operator import conditions, kube, status_io
 from kubetune.operator.config import ConfigError, OperatorConfig
-from kubetune.operator.runner import RedactingFormatter
+from kubetune.operator.logs import RedactingFormatter
 from kubetune.trainer.progress import report_json
 
 SECRET = "pl4nted-S3cret"
