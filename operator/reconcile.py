@@ -100,6 +100,9 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
     if spec.suspend:
         return Plan(_cancel(status, config, run.ref, now), delete_jobs=list(observed.job_names))
     if run.report is not None and _trainer_seen(status, observed):
+        if observed.training is not None and observed.training.complete:
+            # It ran and finished while the operator was away (or busy): its start comes first in the history.
+            status = _started(status, names.training_job(run.ref.name, status.attempt), placement, now)
         status = fold_report(status, run.report, now)
     if spec.validate_inputs and not c.is_true(status.conditions, c.INPUTS_VALIDATED):
         plan = _validation_step(run, spec, observed.validation, config, status, now, observed.foreign_jobs)
@@ -238,10 +241,16 @@ def _running(status: FineTuneRunStatus, job_name: str, placement: Placement, now
     message = f"training: Job {job_name}, {_shape(placement)}"
     status = _set(status, c.SCHEDULED, True, c.PODS_RUNNING, f"all {placement.nodes} training pods are running", now)
     status = _enter(status, Phase.RUNNING, message, now)
+    return _started(status, job_name, placement, now)
+
+
+def _started(status: FineTuneRunStatus, job_name: str, placement: Placement, now: datetime) -> FineTuneRunStatus:
+    """The STARTED milestone and the start time, once: when the pods are seen running, or, for an attempt that
+    ran and finished unseen, when its end is seen."""
     status = with_shape(status, placement.pool_name, placement.total_gpus)
     if status.start_time is None:
         status = status.model_copy(update={"start_time": now})
-    return reach(status, EventType.STARTED, message, now)
+    return reach(status, EventType.STARTED, f"training: Job {job_name}, {_shape(placement)}", now)
 
 
 def _trained(status: FineTuneRunStatus, now: datetime) -> FineTuneRunStatus:

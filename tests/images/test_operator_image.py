@@ -28,6 +28,7 @@ from helpers.health import wait_healthy
 from helpers.mlflow_server import free_port
 from helpers.operator_driver import RunDriver, delete_runs_and_wait
 from images.containers import Image, Mount, chart_tags, writable_folder
+from kubetune.operator.access_rules import schema_name
 
 pytestmark = [pytest.mark.images]
 
@@ -177,6 +178,8 @@ def test_chart_deployment_from_the_image_takes_a_run_to_running(operator_image: 
         manifest = yaml.safe_load((REPO_ROOT / "examples" / "multinode.yaml").read_text())
         manifest["metadata"]["name"] = "chat"
         manifest["spec"]["compute"] = {"pool": "cpu", "gpus": 0}  # the simulated CPU pool: away from the GPU tests
+        # The chart's default access rule: a namespace registers only into the schema named after it.
+        manifest["spec"]["registerTo"] = f"main.{schema_name(release['runs_namespace'])}"
         runs.kubectl("apply", "-f", "-", input=json.dumps(manifest))  # JSON: "5e-6" stays a string
         runs.wait_phase("chat", "Validating", timeout=90)
         runs.wait_pods_running("chat-validate", 1)

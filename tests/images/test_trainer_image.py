@@ -31,6 +31,7 @@ from kubetune.api import checkpoints
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.api.status import FineTuneRunStatus
 from kubetune.api.trainer_config import TrainerConfig
+from kubetune.operator import names
 from kubetune.operator.builders.common import RunRef
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.placement import resolve_placement
@@ -124,7 +125,7 @@ def training_pod(manifest: dict, config: OperatorConfig) -> tuple[dict, dict]:
     spec = FineTuneRunSpec.parse(manifest["spec"])
     run = RunView(ref=RUN, generation=1, spec=manifest["spec"], status=FineTuneRunStatus())
     children = training_children(run, spec, resolve_placement(spec.compute, config), config, attempt=0)
-    [config_map] = [c for c in children if c["kind"] == "ConfigMap"]
+    [config_map] = [c for c in children if c["metadata"]["name"] == names.trainer_config_map(RUN.name)]
     [job] = [c for c in children if c["kind"] == "Job"]
     assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 1
     return config_map, job["spec"]["template"]
@@ -201,5 +202,11 @@ def test_training_job_command_runs_in_the_image_to_a_checkpoint_and_an_export(
     [mlflow_run] = client.search_runs([experiment.experiment_id])
     assert mlflow_run.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(mlflow_run.info.run_id, "loss")] == list(range(1, STEPS + 1))
-    uploaded = {Path(a.path).name for a in client.list_artifacts(mlflow_run.info.run_id, "model")}
+    # The export, uploaded as the run's logged MLflow model (weights under model/), through the server.
+    [output] = mlflow_run.outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    assert logged.source_run_id == mlflow_run.info.run_id
+    files = Path(mlflow.artifacts.download_artifacts(f"{logged.artifact_location}/model", dst_path=str(tmp_path / "dl"),
+                                                     tracking_uri=mlflow_serving_artifacts))
+    uploaded = {p.name for p in files.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= uploaded, uploaded

@@ -136,6 +136,16 @@ def test_finished_training_registers_the_export():
     assert [e.type for e in done.events][-2:] == ["TRAIN_FINISHED", "COMPLETED"]
 
 
+def test_an_attempt_that_ran_and_finished_unseen_still_started_first():
+    """The operator was down (or behind) while the pods ran: the history still says the run started, before
+    what the trainer reported, and the start time is set."""
+    report = make_report(stage="TRAIN_FINISHED", exportUri="runs:/r1/model", mlflowRunId="r1")
+    plan = step(run_at(queued(), report=report), Observed(training=make_job(complete=True, phase="Succeeded")))
+    types = [e.type for e in plan.status.events]
+    assert types.count("STARTED") == 1 and types.index("STARTED") < types.index("TRAIN_FINISHED")
+    assert plan.status.start_time == NOW
+
+
 def test_registry_down_keeps_registering_and_writes_nothing_new_on_retry():
     report = make_report(stage="TRAIN_FINISHED", exportUri="runs:/r1/model")
     plan = step(run_at(queued(), report=report), Observed(training=make_job(complete=True, phase="Succeeded")))
