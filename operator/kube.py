@@ -1,5 +1,8 @@
 """The operator's only door to the API server: read the run and its children, ensure children, write status.
 
+The run's Jobs, pods and report come from kopf indexes (handlers.py); the list calls here are the fallback
+for a Job this operator just created that its index has not seen yet.
+
 Every API fault is sorted here: conflicts, throttling and server errors become
 kopf.TemporaryError (retry); a child the API server rejects (a bad pod template
 override) becomes ChildRejected, which fails the run.
@@ -20,6 +23,7 @@ from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.api.redaction import redact
 from kubetune.operator import names
 from kubetune.operator.conditions import Transition
+from kubetune.operator.logs import about_run
 
 COMPONENT = "kubetune-operator"
 log = logging.getLogger(__name__)
@@ -95,17 +99,19 @@ def _create_function(api: ApiClient, kind: str):
     }[kind]
 
 
-def ensure(api: ApiClient, manifest: dict[str, Any]) -> None:
+def ensure(api: ApiClient, manifest: dict[str, Any]) -> bool:
     """Create the object unless it exists; a ConfigMap that exists gets the desired data (the attempt changes it),
-    unless the manifest has none (the report ConfigMap: the trainer writes it, the operator never overwrites it)."""
+    unless the manifest has none (the report ConfigMap: the trainer writes it, the operator never overwrites it).
+    True when this call created it."""
     kind, namespace, name = manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"]
     try:
         _create_function(api, kind)(namespace, manifest)
+        return True
     except ApiException as error:
         if error.status == 409:
             if kind == "ConfigMap" and "data" in manifest:
                 _update_config_map(api, manifest)
-            return
+            return False
         if error.status in (400, 422):
             raise ChildRejected(f"the API server rejected {kind} {name}: {_api_message(error)}") from error
         raise _temporary(error, f"creating {kind} {namespace}/{name}") from error
@@ -131,14 +137,16 @@ def delete_job(api: ApiClient, namespace: str, name: str) -> None:
             raise _temporary(error, f"deleting Job {namespace}/{name}") from error
 
 
-def write_status(api: ApiClient, run: dict[str, Any], status: dict[str, Any]) -> None:
-    """A merge patch of status, guarded by the resourceVersion we decided on: a stale decision is a conflict."""
+def write_status(api: ApiClient, run: dict[str, Any], status: dict[str, Any]) -> str:
+    """A merge patch of status, guarded by the resourceVersion we decided on: a stale decision is a conflict.
+    Returns the run's resourceVersion after the write."""
     meta = run["metadata"]
     body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
     try:
-        client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+        written = client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
             GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], body
         )
+        return written["metadata"]["resourceVersion"]
     except ApiException as error:
         raise _temporary(error, f"writing the status of {meta['namespace']}/{meta['name']}") from error
 
@@ -169,7 +177,10 @@ def emit_event(api: ApiClient, run: dict[str, Any], transition: Transition, now:
     try:
         client.CoreV1Api(api).create_namespaced_event(meta["namespace"], event)
     except ApiException as error:  # the status already holds the transition; an Event lost is a log line lost
-        log.warning("could not post Event %s on %s/%s: HTTP %s", transition.reason, meta["namespace"], meta["name"], error.status)
+        log.warning(
+            "could not post Event %s on %s/%s: HTTP %s", transition.reason, meta["namespace"], meta["name"], error.status,
+            extra=about_run(meta["namespace"], meta["name"]),
+        )
 
 
 def _api_message(error: ApiException) -> str:
