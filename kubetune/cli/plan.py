@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from kubetune.api.locations import PVC_MOUNT_ROOT
+from kubetune.cli.errors import EXIT_USAGE
 
 EXIT_DOES_NOT_FIT = 1
-EXIT_BAD_INPUT = 2
 DEFAULT_GPUS_PER_NODE = 8
 
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         shape = model_shape(spec.model, args.model_config, args.filename.resolve().parent, args.pvc_mount_root)
     except (SpecError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_USAGE
     compute = spec.compute
     gpus_per_node = args.gpus_per_node or (compute.gpus_per_node if compute and compute.gpus_per_node else DEFAULT_GPUS_PER_NODE)
     nodes = requested_nodes(compute, gpus_per_node)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from kubetune.api.failures import DOES_NOT_FIT_EXIT, TERMINATION_LOG
 from kubetune.api.locations import PVC_MOUNT_ROOT
+from kubetune.cli.errors import EXIT_USAGE
 
-EXIT_BAD_INPUT = 2
 
 
 def register(subparsers) -> None:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, OSError) as error:
         reason = f"config.json has no {error}" if isinstance(error, KeyError) else str(error)
         print(f"kubetune plan-memory: error: {args.model}: {reason}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_USAGE
     micro_batch = args.micro_batch or TrainingOptions().micro_batch_size
     plan = plan_memory(
         shape, context_length, micro_batch, args.activation_checkpointing,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from kubetune.api.locations import PVC_MOUNT_ROOT
 from kubetune.api.spec import TaskType
+from kubetune.cli.errors import EXIT_USAGE
 
 EXIT_INVALID_DATA = 1
-EXIT_USAGE = 2
 
 
 class UsageError(ValueError):

@@ -56,24 +56,6 @@ def test_grafana_dashboard_config_map_carries_the_dashboard(render):
     assert json.loads(config_map["data"]["kubetune.json"]) == json.loads(DASHBOARD.read_text())
 
 
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ({"metrics.port": "80"}, "port"),
-        ({"metrics.port": "8080"}, "port"),  # the liveness port
-        ({"metrics.serviceMonitor.interval": "often"}, "interval"),
-        ({"metrics.serviceMonitor.enabeld": "true"}, "enabeld"),
-        ({"metrics.grafanaDashboard.namespace": "Monitoring"}, "namespace"),
-    ],
-    ids=lambda v: next(iter(v)) if isinstance(v, dict) else None,
-)
-def test_bad_metrics_values_fail_with_the_schema_message(render, override, message):
-    with pytest.raises(HelmError) as failure:
-        render(set=override)
-    assert "values don't meet the specifications of the schema" in str(failure.value)
-    assert message in str(failure.value)
-
-
 def test_pool_price_reaches_the_operator_config(render, tmp_path):
     import yaml
 

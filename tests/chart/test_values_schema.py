@@ -22,6 +22,17 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
         ({"config.mlflow.credentialsSecret": "Not_A_Secret_Name"}, "credentialsSecret"),
         ({"config.pools.Big-GPUs.gpusPerNode": "8"}, "Big-GPUs"),
         ({"config.defaults.maxRestarts": "-2"}, "maxRestarts"),
+        # access rules (operator/access_rules.py)
+        ({"config.access.default.registerTo[0]": "main"}, "registerTo"),
+        ({"config.access.namespaces.Team_A.registerTo[0]": "main.x"}, "Team_A"),
+        ({"config.access.namespaces.team-a.typo[0]": "x"}, "typo"),
+        ({"config.access.everyone": "true"}, "everyone"),
+        # metrics (operator/metrics.py)
+        ({"metrics.port": "80"}, "port"),
+        ({"metrics.port": "8080"}, "port"),  # the liveness port
+        ({"metrics.serviceMonitor.interval": "often"}, "interval"),
+        ({"metrics.serviceMonitor.enabeld": "true"}, "enabeld"),
+        ({"metrics.grafanaDashboard.namespace": "Monitoring"}, "namespace"),
         ({"config.images.pullPolicy": "Sometimes"}, "pullPolicy"),
         ({"config.checkpoints.mountPath": "relative/path"}, "mountPath"),
         ({"config.kueue.queue": "typo"}, "queue"),
