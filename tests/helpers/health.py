@@ -1,15 +1,18 @@
-"""Waiting for an operator process's liveness endpoint (the one the chart's probes call)."""
+"""Waiting for a process the tests started to answer on its health URL (the operator's liveness endpoint the
+chart's probes call, an MLflow server, `mlflow models serve`)."""
 
 import time
 import urllib.request
 from collections.abc import Callable
 
 
-def wait_healthy(url: str, exited: Callable[[], bool], logs: Callable[[], str], timeout: float = 60) -> None:
+def wait_healthy(
+    url: str, exited: Callable[[], bool], logs: Callable[[], str], timeout: float = 60, what: str = "the operator"
+) -> None:
     """Until `url` answers 200; fails at once, with the process's log, when it exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert not exited(), f"the operator exited:\n{logs()[-6000:]}"
+        assert not exited(), f"{what} exited:\n{logs()[-6000:]}"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -17,4 +20,4 @@ def wait_healthy(url: str, exited: Callable[[], bool], logs: Callable[[], str], 
         except OSError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"the operator's liveness endpoint {url} never answered:\n{logs()[-6000:]}")
+    raise AssertionError(f"{what} never answered at {url} within {timeout:g} s:\n{logs()[-6000:]}")

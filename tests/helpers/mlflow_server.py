@@ -17,12 +17,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from helpers.health import wait_healthy
 
 START_TIMEOUT_S = 120.0  # the first start migrates the SQLite schema; on a busy 2-core machine that takes a while
 
@@ -116,26 +116,11 @@ def running_mlflow_server(workdir: Path, port: int | None = None) -> Iterator[st
         # A new session so the server's gunicorn/uvicorn workers stop with it.
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        _wait_healthy(uri, process, log_path)
+        wait_healthy(f"{uri}/health", lambda: process.poll() is not None, lambda: log_path.read_text(),
+                     timeout=START_TIMEOUT_S, what="the mlflow server")
         yield uri
     finally:
         _stop(process)
-
-
-def _wait_healthy(uri: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    _stop(process)
-    raise RuntimeError(f"mlflow server not healthy after {START_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -8,8 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 import yaml
 from test_local_mode import REPO_ROOT, kubetune_run, small_quickstart  # the local-mode test's quickstart
 
+from helpers.health import wait_healthy
 from helpers.mlflow_server import free_port, mlflow_executable
 from kubetune.api.mlflow_tags import run_tags
 from kubetune.registry import ProvenanceError, register_model
@@ -149,7 +148,8 @@ def test_mlflow_models_serve_answers_a_chat_request_over_http(local_version, mlf
     with open(log, "wb") as out:
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        wait_for_ping(f"http://127.0.0.1:{port}", server, log)
+        wait_healthy(f"http://127.0.0.1:{port}/ping", lambda: server.poll() is not None, lambda: log.read_text(),
+                     timeout=SERVE_START_TIMEOUT_S, what="mlflow models serve")
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations", data=json.dumps(CHAT).encode(),
             headers={"Content-Type": "application/json"},
@@ -163,21 +163,6 @@ def test_mlflow_models_serve_answers_a_chat_request_over_http(local_version, mlf
     assert completion["choices"][0]["message"]["role"] == "assistant"
     assert isinstance(completion["choices"][0]["message"]["content"], str)
     assert completion["usage"]["completion_tokens"] >= 1
-
-
-def wait_for_ping(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVE_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"mlflow models serve exited with {server.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"mlflow models serve not up after {SERVE_START_TIMEOUT_S}s:\n{log.read_text()[-4000:]}")
 
 
 def stop(server: subprocess.Popen) -> None:
