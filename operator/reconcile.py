@@ -192,7 +192,9 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
         return Plan(_enter(status, Phase.QUEUED, message, now))
     if job.refused is not None:
         return _pods_refused(status, job, "training pods", c.SCHEDULED, Phase.QUEUED, now)
-    waiting = job.unschedulable_pods()
+    # Once all of this attempt's pods ran, it stays Running until its Job ends: a view of a pod still Pending
+    # (the operator's index of pods can lag a fresh read it made before) is older news, not a step back.
+    waiting = [] if _all_pods_ran(status) else job.unschedulable_pods()
     if waiting:
         message = (
             f"{len(waiting)} of {placement.nodes} training pods cannot be scheduled on pool "
@@ -204,6 +206,12 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
     if len(started) >= placement.nodes:
         return _watch_for_stall(_running(status, job_name, placement, now), spec, config, job_name, run.ref.name, now)
     return Plan(status)
+
+
+def _all_pods_ran(status: FineTuneRunStatus) -> bool:
+    """The current attempt's pods have all been seen running (a new attempt resets Scheduled first)."""
+    scheduled = c.find(status.conditions, c.SCHEDULED)
+    return scheduled is not None and c.is_true(status.conditions, c.SCHEDULED) and scheduled.reason == c.PODS_RUNNING
 
 
 def _pods_refused(status, job: JobView, what: str, condition: str, waiting_phase: Phase, now: datetime) -> Plan:

@@ -47,7 +47,8 @@ def test_a_model_folder_that_cannot_fit_fails_does_not_fit_without_training(runs
     assert failed["message"] == read_termination_message(log.read_text())[1]
     assert failed["message"].startswith("./models/byo-70b on pool 'h100' does not fit on 1 node(s)")
     assert "needs at least" in failed["message"]
-    assert any(e.reason == "DoesNotFit" for e in runs.events(name))
+    # The Event follows the status write that it reports.
+    runs.wait_for("the DoesNotFit Event", lambda: any(e.reason == "DoesNotFit" for e in runs.events(name)), 30)
     time.sleep(3)  # a few resyncs: the run stays Failed, and nothing is retried or trained
     assert [job.metadata.name for job in runs.jobs(name)] == ["folder-validate"]
     assert runs.status(name)["phase"] == "Failed"

@@ -105,6 +105,15 @@ def test_unschedulable_pods_keep_the_run_queued_with_the_schedulers_message():
     assert condition.reason == c.UNSCHEDULABLE and "Insufficient nvidia.com/gpu" in condition.message
 
 
+def test_a_running_attempt_does_not_step_back_to_queued_on_an_older_view_of_a_pod():
+    """The operator's index of pods can lag a fresh read it made before: a pod seen Pending after all ran."""
+    running = step(run_at(queued()), Observed(training=make_job(pods=2, phase="Running"))).status
+    assert running.phase == "Running"
+    pods = [PodView("p0", "Running", node="n0"), PodView("p1", "Pending", unschedulable="0/6 nodes are available")]
+    plan = step(run_at(running), Observed(training=make_job(pod_list=pods)))
+    assert plan.status.phase == "Running" and cond(plan.status, c.SCHEDULED).reason == c.PODS_RUNNING
+
+
 def test_suspended_job_waits_for_kueue():
     plan = step(run_at(queued(), labels={"kueue.x-k8s.io/queue-name": "q"}), Observed(training=make_job(suspended=True, pods=0)))
     assert plan.status.phase == "Queued" and cond(plan.status, c.SCHEDULED).reason == c.WAITING_FOR_QUEUE
