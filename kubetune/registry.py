@@ -52,9 +52,18 @@ def register_model(
         existing = find_version(client, name, source, tags)
         if existing is not None:
             return existing
-        version = client.create_model_version(
-            name=name, source=source, run_id=run_id, tags=tags, model_id=logged_model_id(source)
-        )
+        # MLflow resolves a models:/m-... source through the process-wide tracking URI, not the client's: without
+        # this, a store other than the default (local mode's SQLite file) answers "logged model not found".
+        import mlflow
+
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(tracking_uri)
+        try:
+            version = client.create_model_version(
+                name=name, source=source, run_id=run_id, tags=tags, model_id=logged_model_id(source)
+            )
+        finally:
+            mlflow.set_tracking_uri(previous)
         return RegisteredVersion(name, str(version.version))
     except MlflowException as error:
         raise RegistrationError(f"registering {name!r} from {source!r} failed: {error}") from error
