@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PYTHONSAFEPATH := 1
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: setup cluster-bins cluster-up cluster-down quickstart test test-slow test-faults test-security test-unit test-transformers-floor crd clean images test-images
+.PHONY: setup cluster-bins cluster-up cluster-down quickstart test test-slow test-faults test-security test-unit test-transformers-floor crd clean images test-images kueue-bins test-kueue
 
 setup:
 	hack/setup-python.sh
@@ -44,6 +44,14 @@ test-faults: setup cluster-bins
 # The multi-tenant safety tests alone (they also run in `make test`).
 test-security: setup cluster-bins
 	$(PYTEST) -m "security and not slow"
+
+# Kubetune on Kueue (tests/kueue/, marked kueue and slow, so not in `make test`): Kueue built from Go modules
+# (hack/kueue-bins.sh, about 5 minutes the first time) runs against the test control plane.
+kueue-bins:
+	hack/kueue-bins.sh
+
+test-kueue: setup cluster-bins kueue-bins
+	$(PYTEST) -m kueue tests/kueue
 
 test-unit: setup
 	$(PYTEST) tests/unit

@@ -1,10 +1,13 @@
 """Training throughput of Kubetune's trainer step: tokens per second, on CPU and (when present) CUDA.
 
-It runs the trainer's own components in one process (gloo or NCCL group of one,
-FSDP2 `fully_shard` per decoder layer, the packed-sequence loss, AdamW): a
+It runs the trainer's own components in one process, prepared as the trainer prepares a
+single process (on CPU the plain module without a process group; on a GPU an NCCL group
+of one and FSDP2 `fully_shard` per decoder layer), the packed-sequence loss and AdamW: a
 random-weight Llama-architecture model built from a real config, trained on the
 quickstart chat data packed to --context tokens. The first --warmup steps are not
-timed (allocator and kernel warm-up).
+timed (allocator and kernel warm-up; torch.compile compiles there). The speed switches of
+TrainingOptions are flags: --compile, --no-chunked-loss, --activation-checkpointing
+[--activation-checkpointing-mode selective].
 
     PYTHONSAFEPATH=1 .venv/bin/python bench/train_throughput.py                 # CPU, tiny model
     PYTHONSAFEPATH=1 .venv/bin/python bench/train_throughput.py --hidden 512 --layers 8 --context 1024
@@ -30,15 +33,19 @@ def measure(device_name: str, args: argparse.Namespace) -> dict:
     from kubetune.api.spec import TaskType
     from kubetune.api.trainer_config import TrainingOptions
     from kubetune.trainer.data import DataConfig, build_packed_dataset
-    from kubetune.trainer.distributed import DistributedEnv, init_process_group, shard_model
+    from kubetune.trainer.distributed import DistributedEnv, init_process_group, needs_process_group, prepare_model
     from kubetune.trainer.optim import build_optimizer, build_scheduler
     from kubetune.trainer.steps import load_micro_batch, train_step
     from kubetune.trainer.tiny_models import build_tiny_model, build_tokenizer
 
-    options = TrainingOptions(device=device_name, micro_batch_size=args.micro_batch, activation_checkpointing=args.activation_checkpointing)
+    options = TrainingOptions(
+        device=device_name, micro_batch_size=args.micro_batch, activation_checkpointing=args.activation_checkpointing,
+        activation_checkpointing_mode=args.activation_checkpointing_mode, compile=args.compile, chunked_loss=args.chunked_loss,
+    )
     env = DistributedEnv(0, 1, 0)
     device = torch.device(device_name, 0) if device_name == "cuda" else torch.device("cpu")
-    init_process_group(env, device, options.collective_timeout_seconds)
+    if needs_process_group(env, device):
+        init_process_group(env, device, options.collective_timeout_seconds)
     tokenizer = build_tokenizer("llama")
     data = build_packed_dataset(
         DataConfig(str(REPO_ROOT / "examples/data/train.jsonl"), TaskType.CHAT_COMPLETION, args.context), tokenizer
@@ -46,11 +53,16 @@ def measure(device_name: str, args: argparse.Namespace) -> dict:
     model = build_tiny_model("llama", tokenizer, hidden_size=args.hidden, layers=args.layers, heads=max(4, args.hidden // 64),
                              max_position_embeddings=max(2048, args.context))
     parameters = sum(p.numel() for p in model.parameters())
-    model = shard_model(model.train(), device, options)
+    model = prepare_model(model.train(), device, options)
     optimizer = build_optimizer(model, 1e-4, options)
     scheduler = build_scheduler(optimizer, args.steps + args.warmup, options)
 
-    tokens, started = 0, None
+    from kubetune.trainer import host_memory
+
+    tokens, started, baseline = 0, None, host_memory.resident_bytes()
+    host_memory.reset_peak()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     for step in range(args.warmup + args.steps):
         if step == args.warmup:
             if device.type == "cuda":
@@ -58,13 +70,19 @@ def measure(device_name: str, args: argparse.Namespace) -> dict:
             started, tokens = time.perf_counter(), 0
         indices = [(step * args.micro_batch + i) % len(data) for i in range(args.micro_batch)]
         batch = load_micro_batch(data, indices, filler=0, device=device)
-        result = train_step(model, optimizer, scheduler, [batch], 1, 1.0, device)
+        result = train_step(model, optimizer, scheduler, [batch], 1, 1.0, device, chunked_loss=options.chunked_loss)
         tokens += result.real_tokens
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    torch.distributed.destroy_process_group()
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:  # the rise of the process's peak resident memory over the set-up (model, optimizer, data)
+        peak = ((host_memory.peak_resident_bytes() or 0) - (baseline or 0)) / 2**20
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     return {
+        "options": {k: getattr(options, k) for k in ("compile", "chunked_loss", "activation_checkpointing", "activation_checkpointing_mode")},
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
         "parameters": parameters,
         "context": args.context,
@@ -73,6 +91,7 @@ def measure(device_name: str, args: argparse.Namespace) -> dict:
         "tokens_per_second": round(tokens / seconds, 1),
         "seconds_per_step": round(seconds / args.steps, 4),
         "packing_efficiency": round(data.stats.efficiency, 3),
+        "peak_memory_mib": round(peak, 1),
     }
 
 
@@ -93,6 +112,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the shared dev machine: 1)")
     parser.add_argument("--activation-checkpointing", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--activation-checkpointing-mode", choices=["full", "selective"], default="full")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False, help="torch.compile the decoder layers")
+    parser.add_argument("--chunked-loss", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")

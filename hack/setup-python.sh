@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv and installs kubetune with every extra at the versions pinned in
+# Creates .venv and installs kubetune with every extra (dev, and bench for the benchmarks) at the versions pinned in
 # constraints.txt, then checks the set is consistent (pip only warns on conflicts).
 # Re-runs only when pyproject.toml, setup.py or constraints.txt change.
 set -euo pipefail
@@ -14,6 +14,6 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade "pip>=24"
 # pip's cache (~/.cache/pip) keeps the large torch download between runs.
-.venv/bin/python -m pip install -c constraints.txt -e ".[dev]"
+.venv/bin/python -m pip install -c constraints.txt -e ".[dev,bench]"
 .venv/bin/python -m pip check
 echo "$want" > "$stamp"

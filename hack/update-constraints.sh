@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export PYTHONSAFEPATH=1
 tmp=$(mktemp -d)
 python3 -m venv "$tmp/venv"
-"$tmp/venv/bin/pip" install -q -e ".[dev]" "$@"
+"$tmp/venv/bin/pip" install -q -e ".[dev,bench]" "$@"
 "$tmp/venv/bin/pip" check
 { sed -n '1,2p' constraints.txt; "$tmp/venv/bin/pip" freeze --exclude-editable; } > "$tmp/constraints.txt"
 mv "$tmp/constraints.txt" constraints.txt

@@ -30,6 +30,8 @@ VALIDATION_PASSED = "ValidationPassed"
 VALIDATION_FAILED = "ValidationFailed"
 JOB_CREATED = "JobCreated"
 WAITING_FOR_QUEUE = "WaitingForQueue"
+KUEUE_PREEMPTED = "KueuePreempted"  # Kueue suspended an admitted Job: it waits in its queue again, same Job
+KUEUE_NOT_INSTALLED = "KueueNotInstalled"  # a Job waits in a Kueue queue on a cluster without Kueue
 UNSCHEDULABLE = "Unschedulable"
 PODS_RUNNING = "PodsRunning"
 TRAINING_COMPLETE = "TrainingComplete"
@@ -61,6 +63,8 @@ IN_PROGRESS_REASONS = frozenset(
         VALIDATION_RUNNING,
         JOB_CREATED,
         WAITING_FOR_QUEUE,
+        KUEUE_PREEMPTED,
+        KUEUE_NOT_INSTALLED,
         UNSCHEDULABLE,
         PODS_RUNNING,
         RESTARTING,
@@ -92,6 +96,8 @@ WARNING_REASONS = frozenset(
         USER_ERROR,
         JOB_LOST,
         PREEMPTED,
+        KUEUE_PREEMPTED,
+        KUEUE_NOT_INSTALLED,
         NO_PROGRESS,
     }
 )

@@ -11,6 +11,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from kubetune.api.databricks_locations import DatabricksLocations
+from kubetune.api.locations import Location, parse_model
 from kubetune.api.pod_template_rules import PRIORITY_RULE, SYSTEM_PRIORITY_PREFIX
 from kubetune.api.redaction import carries_credentials, redact
 from kubetune.api.spec import DEFAULT_EXPERIMENT_ROOT, DNS_LABEL_PATTERN, problems_from
@@ -53,6 +55,13 @@ class NodePool(_Config):
         ge=0,
         description="What one GPU of the pool costs per hour, in any currency: set, each run's status.usage carries "
         "its estimated cost (GPU-seconds / 3600 x this price).",
+    )
+    storage_credentials_secret: str | None = Field(
+        None,
+        pattern=DNS_LABEL_PATTERN,
+        description="A Secret in the run's namespace whose keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_ENDPOINT_URL, …) become the environment of the run's validation and training pods, for object-store "
+        "inputs. A run's spec.storageCredentials.secretName adds its own, whose keys win. Never read by the operator.",
     )
     termination_grace_period_seconds: int = Field(
         300,
@@ -107,8 +116,60 @@ class CheckpointStorage(_Config):
     size: str = "1Ti"
 
 
+class HuggingFaceDatasets(_Config):
+    """Where runs read Hugging Face datasets (org/name/split) when the cluster does not reach the hub, or should not."""
+
+    mirror: str | None = Field(
+        None,
+        description="pvc://CLAIM/path of an offline mirror in each run's namespace: <path>/org/name holds the dataset "
+        "(its files as on the hub, or a save_to_disk folder). Mounted read-only into the validation and training pods.",
+    )
+    offline: bool = Field(
+        False,
+        description="Never ask the hub (HF_HUB_OFFLINE and HF_DATASETS_OFFLINE in the pods): a dataset missing from "
+        "the mirror fails validation at once instead of after the hub's timeouts.",
+    )
+
+    @field_validator("mirror")
+    @classmethod
+    def _a_claim(cls, value: str | None) -> str | None:
+        if value is not None and parse_model(value).kind != "pvc":  # a folder, parsed as a model folder is
+            raise ValueError("must be pvc://CLAIM/path: a claim in each run's namespace holding <path>/org/name")
+        return value
+
+    def mirror_location(self) -> Location | None:
+        return parse_model(self.mirror) if self.mirror else None
+
+    def dataset_root(self) -> str | None:
+        """Where the mirror is in a pod."""
+        location = self.mirror_location()
+        return str(location.local_path()) if location else None
+
+    def env(self) -> list[dict[str, str]]:
+        return [{"name": n, "value": "1"} for n in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")] if self.offline else []
+
+
 class Kueue(_Config):
+    """How runs' Jobs go through Kueue (docs/operator-guide.md, "Kueue"). A Job with a queue is created suspended
+    with Kueue's labels; Kueue admits it by unsuspending it, and may suspend it again to preempt it."""
+
     queue_name: str | None = Field(None, description="Default LocalQueue; a run's own kueue.x-k8s.io/queue-name label wins.")
+    queue_validation: bool = Field(
+        True,
+        description="Queue the validation Job too (it asks for the validation pool's CPU and memory, so the "
+        "ClusterQueue needs quota for them); false: it runs at once, outside Kueue.",
+    )
+    priority_class_name: str | None = Field(
+        None, description="Default WorkloadPriorityClass; a run's own kueue.x-k8s.io/priority-class label wins."
+    )
+    allowed_priority_classes: list[str] = Field(
+        default_factory=list,
+        description="WorkloadPriorityClasses a run's kueue.x-k8s.io/priority-class label may name; empty: none "
+        "(only priorityClassName applies).",
+    )
+    discovery_interval_seconds: float = Field(
+        300.0, gt=0, description="How long the operator trusts its last look for Kueue's API group (kueue.x-k8s.io)."
+    )
 
 
 class RestartBackoff(_Config):
@@ -186,6 +247,12 @@ class OperatorConfig(_Config):
     access: Access = Field(
         default_factory=Access,
         description="Which registerTo targets and MLflow experiments each namespace may use (access_rules).",
+    )
+    huggingface_datasets: HuggingFaceDatasets = Field(default_factory=HuggingFaceDatasets)
+    databricks: DatabricksLocations = Field(
+        default_factory=DatabricksLocations,
+        description="Unity Catalog volumes and tables mapped to the cluster's storage (kubetune.api.databricks_locations); "
+        "a run naming an unmapped one is refused before anything runs.",
     )
 
     @model_validator(mode="after")

@@ -43,9 +43,10 @@ from kubetune.api.status import Phase
 from kubetune.operator import conditions, kube, names, status_io, usage
 from kubetune.operator.builders.common import RunRef
 from kubetune.operator.config import OperatorConfig
+from kubetune.operator.kueue import KueueDiscovery
 from kubetune.operator.logs import run_logger
 from kubetune.operator.metrics import METRICS
-from kubetune.operator.observe import awaits_pods, job_view
+from kubetune.operator.observe import awaits_pods, job_view, kueue_reason
 from kubetune.operator.reconcile import Observed, Plan, RunView, decide, fail, registered, registry_unavailable
 from kubetune.operator.registration import Registrar
 from kubetune.operator.wakeups import Wakeups
@@ -55,6 +56,7 @@ _locks_guard = threading.Lock()
 _waiting: set[tuple[str, str]] = set()  # runs with a child-event reconcile waiting for the lock
 _registrar: Registrar | None = None  # set by build_registry: registration calls off the reconcile workers
 _wakeups: Wakeups | None = None  # set by build_registry
+_kueue: KueueDiscovery | None = None  # set by build_registry: whether the cluster serves Kueue's API, cached
 # kopf's indexes of the operator's Jobs, pods and report ConfigMaps by (namespace, run), live views kopf keeps
 # current from its watches; set at startup (absent: every read goes to the API server).
 _indexes: dict[str, kopf.Index] = {}
@@ -145,12 +147,25 @@ def observe(api: ApiClient, run: RunView) -> Observed:
         events = kube.list_job_events(api, run.ref.namespace, job) if awaits_pods(job, own) else []
         return job_view(job, own, events)
 
+    validation, training = view(names.validation_job(run.ref.name)), view(names.training_job(run.ref.name, run.status.attempt))
+    # Only a Job waiting suspended (in a Kueue queue) needs to know whether anything will ever admit it, and why not yet.
+    waiting = any(job is not None and job.suspended for job in (validation, training))
+    installed = _kueue.installed(api) if waiting and _kueue is not None else None
+    if installed:
+        validation, training = (_with_queue_reason(api, run.ref.namespace, jobs, job) for job in (validation, training))
     return Observed(
-        validation=view(names.validation_job(run.ref.name)),
-        training=view(names.training_job(run.ref.name, run.status.attempt)),
+        validation=validation,
+        training=training,
         job_names=sorted(jobs),
         foreign_jobs=foreign,
+        kueue_installed=installed,
     )
+
+
+def _with_queue_reason(api: ApiClient, namespace: str, jobs: dict[str, dict[str, Any]], job):
+    if job is None or not job.suspended:
+        return job
+    return replace(job, queue_reason=kueue_reason(kube.list_workloads(api, namespace, jobs[job.name]["metadata"]["uid"])))
 
 
 def _created(body: dict[str, Any]) -> datetime | None:
@@ -281,8 +296,9 @@ def _apply(api: ApiClient, config: OperatorConfig, run: RunView, plan: Plan, at:
 
 
 def build_registry(config: OperatorConfig, api: ApiClient) -> kopf.OperatorRegistry:
-    global _registrar, _wakeups
+    global _registrar, _wakeups, _kueue
     registry = kopf.OperatorRegistry()
+    _kueue = KueueDiscovery(config.kueue.discovery_interval_seconds)
     log = logging.getLogger("kubetune.operator.registration")
     _registrar = Registrar(
         wake=lambda run: reconcile_now(api, config, run[0], run[1], run_logger(log, *run)),

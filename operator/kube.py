@@ -77,6 +77,20 @@ def list_job_events(api: ApiClient, namespace: str, job: dict[str, Any]) -> list
     return _plain(api, items)
 
 
+def list_workloads(api: ApiClient, namespace: str, job_uid: str) -> list[dict[str, Any]]:
+    """Kueue's Workloads of one Job (Kueue labels them with the Job's uid); none where Kueue's API is not
+    served or the operator may not read it (a chart from before this permission)."""
+    try:
+        found = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            "kueue.x-k8s.io", "v1beta2", namespace, "workloads", label_selector=f"kueue.x-k8s.io/job-uid={job_uid}"
+        )
+    except ApiException as error:
+        if error.status in (403, 404):
+            return []
+        raise _temporary(error, f"listing the Kueue Workloads of a Job in {namespace}") from error
+    return found.get("items") or []
+
+
 def _list_of_run(list_namespaced, api: ApiClient, namespace: str, run: str, what: str) -> list[dict[str, Any]]:
     """The run's children of one kind (by the run label), as plain dicts."""
     try:

@@ -11,6 +11,7 @@ ATTEMPT_LABEL = "kubetune.io/attempt"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kubetune-operator"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"  # a WorkloadPriorityClass
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 TRAINER = "trainer"

@@ -60,6 +60,7 @@ class JobView:
     pods: list[PodView] = field(default_factory=list)  # live pods (not terminating)
     ending_pods: list[PodView] = field(default_factory=list)  # pods being deleted: evicted, preempted, replaced
     refused: PodRefusal | None = None  # the API server refuses to create its pods (read only while it has none)
+    queue_reason: str | None = None  # why Kueue holds it, from its Workload (read only while it is suspended)
 
     def unschedulable_pods(self) -> list[PodView]:
         return [p for p in self.pods if p.unschedulable is not None]
@@ -92,6 +93,19 @@ class JobView:
 
     def _ended(self) -> list[PodView]:
         return [p for p in [*self.pods, *self.ending_pods] if p.phase == "Failed"]
+
+
+def kueue_reason(workloads: list[dict[str, Any]]) -> str | None:
+    """Why Kueue holds a Job, in Kueue's words: its newest Workload's eviction, else why it has no quota yet."""
+    if not workloads:
+        return None
+    newest = max(workloads, key=lambda w: w["metadata"].get("creationTimestamp") or "")
+    conditions = {c.get("type"): c for c in (newest.get("status") or {}).get("conditions") or []}
+    for type_, status in (("Evicted", "True"), ("QuotaReserved", "False")):
+        condition = conditions.get(type_)
+        if condition is not None and condition.get("status") == status and condition.get("message"):
+            return condition["message"]
+    return None
 
 
 def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:

@@ -65,5 +65,6 @@ NAMESPACED_RULES: tuple[Rule, ...] = (
         ("create", "list"),
         "an Event for every run transition (kopf's own posting is off); a Job's FailedCreate Events (refused pods)",
     ),
+    Rule(("kueue.x-k8s.io",), ("workloads",), ("list",), "why Kueue holds a queued Job: its Workload's conditions"),
 )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune.api.checkpoints import run_checkpoint_dir
+from kubetune.api.databricks_locations import map_spec_locations
 from kubetune.api.errors import SpecError, SpecProblem
 from kubetune.api.events import EventType
 from kubetune.api.mlflow_tags import run_tags
@@ -27,7 +28,8 @@ from kubetune.operator.builders.access import build_report_config_map, build_rol
 from kubetune.operator.builders.common import Manifest, RunRef
 from kubetune.operator.builders.storage import build_checkpoint_claim
 from kubetune.operator.builders.trainer_config import build_trainer_config, build_trainer_config_map
-from kubetune.operator.builders.training import build_training_job, build_workers_service, check_pod_template, queue_name
+from kubetune.operator.builders.kueue import check_priority, priority_class, queue_name, validation_queue
+from kubetune.operator.builders.training import build_training_job, build_workers_service, check_pod_template
 from kubetune.operator.builders.validation import build_validation_job
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.observe import JobView
@@ -54,6 +56,7 @@ class Observed:
     training: JobView | None = None  # the Job of the current attempt (status.restarts)
     job_names: list[str] = field(default_factory=list)  # every Job of the run
     foreign_jobs: list[str] = field(default_factory=list)  # Jobs with the run's label that another run owns
+    kueue_installed: bool | None = None  # whether the API server serves kueue.x-k8s.io; None: not looked
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,10 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
         status = _enter(status, Phase.PENDING, "run accepted", now)
         status = reach(status, EventType.CREATED, "run created", now)
     try:
-        spec = FineTuneRunSpec.parse(run.spec)
+        spec = map_spec_locations(FineTuneRunSpec.parse(run.spec), config.databricks)  # UC volumes, tables
         placement = resolve_placement(spec.compute, config, spec)
         check_pod_template(spec, config)  # what this operator's configuration allows (priority classes)
+        check_priority(run.labels, config)  # and Kueue's WorkloadPriorityClass label
         check_access(spec, run.ref.namespace, run.ref.name, config.access, config.defaults.experiment_root)
         budget = retry_budget(spec, config)
     except SpecError as error:
@@ -105,11 +109,11 @@ def decide(run: RunView, observed: Observed, config: OperatorConfig, now: dateti
             status = _started(status, names.training_job(run.ref.name, status.attempt), placement, now)
         status = fold_report(status, run.report, now)
     if spec.validate_inputs and not c.is_true(status.conditions, c.INPUTS_VALIDATED):
-        plan = _validation_step(run, spec, observed.validation, config, status, now, observed.foreign_jobs)
+        plan = _validation_step(run, spec, observed, config, status, now)
         if plan is not None:
             return plan
         status = _validated(status, now)
-    return _training_step(run, spec, placement, observed.training, config, status, now, observed.foreign_jobs)
+    return _training_step(run, spec, placement, observed, config, status, now)
 
 
 def _trainer_seen(status: FineTuneRunStatus, observed: Observed) -> bool:
@@ -118,14 +122,16 @@ def _trainer_seen(status: FineTuneRunStatus, observed: Observed) -> bool:
     return observed.training is not None or c.is_true(status.conditions, c.TRAINING_SUCCEEDED)
 
 
-def _validation_step(run, spec, job: JobView | None, config, status, now, foreign: list[str]) -> Plan | None:
+def _validation_step(run, spec, observed: Observed, config, status, now) -> Plan | None:
     """A Plan while validation is running or has failed; None once it passed."""
-    if job is None and names.validation_job(run.ref.name) in foreign:
+    job = observed.validation
+    if job is None and names.validation_job(run.ref.name) in observed.foreign_jobs:
         return Plan(_foreign_job(status, run.ref, names.validation_job(run.ref.name), now))
     if job is None:
         status = _set(status, c.INPUTS_VALIDATED, False, c.VALIDATION_RUNNING, "validating the input data", now)
         status = _enter(status, Phase.VALIDATING, "validating the input data", now)
-        return Plan(status, create=[build_validation_job(run.ref, spec, config)])
+        queue = validation_queue(run.labels, config)
+        return Plan(status, create=[build_validation_job(run.ref, spec, config, queue, priority_class(run.labels, config))])
     if job.failed:
         unfit = job.does_not_fit()
         if unfit is not None:  # a model folder's memory plan (kubetune plan-memory): no retry helps
@@ -135,6 +141,11 @@ def _validation_step(run, spec, job: JobView | None, config, status, now, foreig
         return Plan(fail(status, c.VALIDATION_FAILED, f"input data is invalid: {reason}", now))
     if job.complete:
         return None
+    if job.suspended:
+        queue = validation_queue(run.labels, config)
+        status = _in_queue(status, c.INPUTS_VALIDATED, f"validation Job {job.name}", queue, job, observed.kueue_installed, now)
+        message = c.find(status.conditions, c.INPUTS_VALIDATED).message
+        return Plan(_enter(status, Phase.VALIDATING, message, now), wake_after=_queue_look(observed, config))
     if job.refused is not None:
         return _pods_refused(status, job, "validation pod", c.INPUTS_VALIDATED, Phase.VALIDATING, now)
     waiting = job.unschedulable_pods()
@@ -161,11 +172,49 @@ def training_children(run: RunView, spec: FineTuneRunSpec, placement: Placement,
     if config.checkpoints.create_claim:
         children.append(build_checkpoint_claim(run.ref.namespace, config))
     queue = queue_name(run.labels, config)
-    children.append(build_training_job(run.ref, spec, config, placement, attempt, queue))
+    children.append(build_training_job(run.ref, spec, config, placement, attempt, queue, priority_class(run.labels, config)))
     return children
 
 
-def _training_step(run, spec, placement: Placement, job: JobView | None, config, status, now, foreign: list[str]) -> Plan:
+def _in_queue(status, condition: str, what: str, queue: str | None, job: JobView, kueue_installed: bool | None, now):
+    """A suspended Job waits for Kueue to admit it: said as such, with Kueue's reason from its Workload (a quota it
+    exceeds), or as a Warning when the cluster has no Kueue (nothing would ever admit it)."""
+    if kueue_installed is False:
+        message = (
+            f"{what} waits suspended in Kueue queue {queue!r} ({names.KUEUE_QUEUE_LABEL}), but this cluster has no "
+            f"Kueue (the API group kueue.x-k8s.io is not served): install Kueue, or remove the run's "
+            f"{names.KUEUE_QUEUE_LABEL} label and the operator configuration's kueue.queueName"
+        )
+        return _set(status, condition, False, c.KUEUE_NOT_INSTALLED, message, now)
+    message = f"{what} waits for Kueue to admit it (queue {queue})"
+    if job.queue_reason:
+        message = f"{message}: {job.queue_reason}"
+    return _set(status, condition, False, c.WAITING_FOR_QUEUE, message, now)
+
+
+def _queue_look(observed: Observed, config: OperatorConfig) -> float | None:
+    """Kueue's reason changes on its Workload, which the operator does not watch: look again after the resync
+    interval while a Job waits in an installed Kueue (its admission itself is a Job change, seen at once)."""
+    return config.reconcile.resync_interval_seconds if observed.kueue_installed else None
+
+
+def _suspended_by_kueue(status: FineTuneRunStatus, job: JobView, queue: str | None, now: datetime):
+    """Kueue suspended the admitted Job (preempted by a workload of higher priority, or evicted): its pods stop
+    (each trainer checkpoints on SIGTERM) and the same Job waits in its queue again. Not a failure: no attempt
+    ends and nothing is charged to the retry budget; once Kueue admits it again, its new pods resume from the
+    run's latest checkpoint."""
+    latest = f"; the newest reported is {status.checkpoints[-1].name}" if status.checkpoints else ""
+    why = job.queue_reason or f"preempted or evicted in queue {queue}"
+    message = (
+        f"Kueue suspended Job {job.name} ({why}): it waits to be admitted again, "
+        f"then resumes from its latest checkpoint{latest}; not charged to the retry budget"
+    )
+    status = _set(status, c.SCHEDULED, False, c.KUEUE_PREEMPTED, message, now)
+    return _enter(status, Phase.QUEUED, message, now)
+
+
+def _training_step(run, spec, placement: Placement, observed: Observed, config, status, now) -> Plan:
+    job, foreign = observed.training, observed.foreign_jobs
     attempt = status.attempt
     job_name = names.training_job(run.ref.name, attempt)
     if c.is_true(status.conditions, c.TRAINING_SUCCEEDED):  # only registration is left, Job or no Job
@@ -187,9 +236,15 @@ def _training_step(run, spec, placement: Placement, job: JobView | None, config,
         status = _after_failure(status, job, run.ref.name, config, now)
         return Plan(status, wake_after=backoff_left(status, config, now) or None)
     if job.suspended:
-        message = f"Job {job_name} waits for Kueue to admit it (queue {queue_name(run.labels, config)})"
-        status = _set(status, c.SCHEDULED, False, c.WAITING_FOR_QUEUE, message, now)
-        return Plan(_enter(status, Phase.QUEUED, message, now))
+        queue = queue_name(run.labels, config)
+        scheduled = c.find(status.conditions, c.SCHEDULED)
+        if scheduled is not None and scheduled.reason == c.KUEUE_PREEMPTED:
+            return Plan(status)  # said once, when it happened: the Event stays one
+        if _all_pods_ran(status):
+            return Plan(_suspended_by_kueue(status, job, queue, now))
+        status = _in_queue(status, c.SCHEDULED, f"Job {job_name}", queue, job, observed.kueue_installed, now)
+        message = c.find(status.conditions, c.SCHEDULED).message
+        return Plan(_enter(status, Phase.QUEUED, message, now), wake_after=_queue_look(observed, config))
     if job.refused is not None:
         return _pods_refused(status, job, "training pods", c.SCHEDULED, Phase.QUEUED, now)
     # Once all of this attempt's pods ran, it stays Running until its Job ends: a view of a pod still Pending
@@ -275,7 +330,7 @@ def _after_failure(status, job: JobView, run_name: str, config: OperatorConfig, 
     if refused is not None:
         detail = refused.terminated_message or f"pod {refused.name} reported a user error"
         return fail(status, c.USER_ERROR, f"training failed with an error a retry cannot fix: {detail}", now)
-    preemption = job.preemption()
+    preemption = _stopped_by_kueue(status, job) or job.preemption()
     if preemption is not None:
         message = (
             f"attempt {attempt} (Job {job.name}) was preempted ({preemption}); resuming from its checkpoint as attempt "
@@ -289,6 +344,16 @@ def _after_failure(status, job: JobView, run_name: str, config: OperatorConfig, 
     if status.phase == Phase.FAILED.value:
         return status
     return _set(status, c.TRAINING_SUCCEEDED, False, c.RESTARTING, status.message, now)
+
+
+def _stopped_by_kueue(status: FineTuneRunStatus, job: JobView) -> str | None:
+    """Kueue suspended the Job and the pods it stopped then failed it: a Job's podFailurePolicy counts a pod that
+    exits non-zero on SIGTERM even while the Job is suspended. A preemption like any other, whatever the exit
+    codes say: the next attempt resumes from the checkpoint, waiting in the queue again, uncharged."""
+    scheduled = c.find(status.conditions, c.SCHEDULED)
+    if job.suspended or (scheduled is not None and scheduled.reason == c.KUEUE_PREEMPTED):
+        return f"Kueue suspended it: {job.queue_reason}" if job.queue_reason else "Kueue suspended it"
+    return None
 
 
 def _counted_restart(status, what: str, reason: str, run_name: str, config: OperatorConfig, now) -> FineTuneRunStatus:
@@ -335,7 +400,8 @@ def retry_budget(spec: FineTuneRunSpec, config: OperatorConfig) -> int:
 def _job_created(status: FineTuneRunStatus) -> bool:
     """The current attempt's Job was created (Scheduled says what became of it) and has not ended."""
     scheduled = c.find(status.conditions, c.SCHEDULED)
-    return scheduled is not None and scheduled.reason in (c.JOB_CREATED, c.WAITING_FOR_QUEUE, c.UNSCHEDULABLE, c.PODS_RUNNING)
+    in_flight = (c.JOB_CREATED, c.WAITING_FOR_QUEUE, c.KUEUE_PREEMPTED, c.KUEUE_NOT_INSTALLED, c.UNSCHEDULABLE, c.PODS_RUNNING)
+    return scheduled is not None and scheduled.reason in in_flight
 
 
 def _lost_job(status, job_name: str, run_name: str, config, now: datetime, cause: str = "was deleted") -> FineTuneRunStatus:

@@ -18,6 +18,11 @@ from kubetune.api.failures import PREEMPTED_EXIT, USER_ERROR_EXIT, EndedAs, leav
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kubetune.trainer", description="Kubetune's fine-tuning trainer.")
     parser.add_argument("--config", required=True, type=Path, help="TrainerConfig as JSON or YAML")
+    parser.add_argument(
+        "--wait-for-go", action="store_true",
+        help="after importing the trainer, read a line from stdin and start only if it is `go` (local mode validates "
+        "the data meanwhile, so the imports of both processes overlap)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -26,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     from kubetune.trainer.preemption import Preempted
     from kubetune.trainer.recipe import run
 
+    if args.wait_for_go and sys.stdin.readline().strip() != "go":
+        return 0  # the launcher found a problem first: nothing was started
     config = TrainerConfig.load(args.config)
     log = logging.getLogger("kubetune.trainer")
     try:

@@ -2,7 +2,9 @@
 
 The same code runs on GPUs (NCCL, bf16 compute) and on CPU (gloo, fp32): torchrun
 starts one process per GPU (or one per node on CPU) and every process shards the
-model with `fully_shard`, one FSDP unit per decoder layer plus the root.
+model with `fully_shard`, one FSDP unit per decoder layer plus the root. A single
+process on CPU (local mode's default, started without torchrun) needs neither: it
+trains the plain module with no process group, and every collective here is then a no-op.
 """
 
 import datetime
@@ -15,6 +17,7 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import Shard
+from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
 
 from kubetune.api.trainer_config import TrainingOptions
 
@@ -52,6 +55,12 @@ def backend_for(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 
+def needs_process_group(env: DistributedEnv, device: torch.device) -> bool:
+    """More than one rank, or a GPU, where FSDP's mixed-precision policy is the bf16 compute path even for one
+    process. A single CPU process trains the plain fp32 module and needs no group."""
+    return env.world_size > 1 or device.type == "cuda"
+
+
 def init_process_group(env: DistributedEnv, device: torch.device, timeout_seconds: int) -> None:
     """NCCL on GPUs, gloo on CPU. Started by torchrun, so the rendezvous is already in the environment.
 
@@ -61,11 +70,14 @@ def init_process_group(env: DistributedEnv, device: torch.device, timeout_second
     """
     if dist.is_initialized():
         return
+    store = None
     if "MASTER_ADDR" not in os.environ:  # a plain `python -m kubetune.trainer`, without torchrun
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", "29500")
+        if env.world_size != 1:
+            raise RuntimeError(f"WORLD_SIZE={env.world_size} without MASTER_ADDR: start the trainer with torchrun")
+        store = dist.HashStore()  # a group of one needs no rendezvous (and no port that may be taken)
     dist.init_process_group(
         backend=backend_for(device),
+        store=store,
         rank=env.rank,
         world_size=env.world_size,
         timeout=datetime.timedelta(seconds=timeout_seconds),
@@ -111,27 +123,80 @@ def wants_activation_checkpointing(options: TrainingOptions, device: torch.devic
     return device.type == "cuda"
 
 
-def enable_activation_checkpointing(model: torch.nn.Module) -> None:
-    """Non-reentrant checkpointing of every decoder layer. transformers renamed the method in 5.x (the old
-    name warns and goes in v6); releases before the rename have only the old one."""
-    kwargs = {"use_reentrant": False}
+def enable_activation_checkpointing(model: torch.nn.Module, mode: str = "full") -> None:
+    """Non-reentrant checkpointing of every decoder layer: `full` recomputes the whole layer in the backward
+    pass, `selective` only what lies between its matrix multiplications and attention, whose outputs it keeps
+    (save_matmuls_and_attention). transformers renamed the method in 5.x (the old name warns and goes in v6);
+    releases before the rename have only the old one."""
+    kwargs: dict = {"use_reentrant": False}
+    if mode == "selective":
+        kwargs["context_fn"] = functools.partial(create_selective_checkpoint_contexts, save_matmuls_and_attention)
     if hasattr(model, "activation_checkpointing_enable"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
+def prepare_model(model: torch.nn.Module, device: torch.device, options: TrainingOptions) -> torch.nn.Module:
+    """The model ready to train on `device`: sharded (shard_model) under a process group, else the plain module
+    with the same activation checkpointing; a model on the meta device gets its storage allocated, uninitialised."""
+    if dist.is_initialized():
+        return shard_model(model, device, options)
+    prepare_layers(model, device, options)
+    if any(parameter.is_meta for parameter in model.parameters()):
+        model = model.to_empty(device=device)
+        model.tie_weights()  # to_empty gives each module its own tensor: tied embeddings would come apart
+        return model
+    return model.to(device)
+
+
+# The ops whose outputs selective checkpointing keeps: the expensive ones. Norms, activations, rotary
+# embeddings and residual additions are recomputed (cheap, memory-bound, and their outputs as large).
+SAVED_BY_SELECTIVE_CHECKPOINTING = {
+    torch.ops.aten.mm.default,
+    torch.ops.aten.addmm.default,
+    torch.ops.aten.bmm.default,
+    torch.ops.aten._scaled_dot_product_flash_attention.default,
+    torch.ops.aten._scaled_dot_product_efficient_attention.default,
+    torch.ops.aten._scaled_dot_product_cudnn_attention.default,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default,
+}
+
+
+def save_matmuls_and_attention(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+    return CheckpointPolicy.MUST_SAVE if op in SAVED_BY_SELECTIVE_CHECKPOINTING else CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def prepare_layers(model: torch.nn.Module, device: torch.device, options: TrainingOptions) -> None:
+    """Activation checkpointing and torch.compile, as the options say, before any sharding."""
+    if wants_activation_checkpointing(options, device):
+        enable_activation_checkpointing(model, options.activation_checkpointing_mode)
+    if options.compile:
+        compile_layers(model)
+    model.config.use_cache = False
+
+
+def compile_layers(model: torch.nn.Module) -> None:
+    """torch.compile every part of each decoder layer except its attention (norms, MLP or experts), in place.
+
+    The attention stays eager: the document attention's example boundaries differ from batch to batch, and
+    a compiled attention would be recompiled for each new set of them. The rest sees the same shapes at
+    every step (sequences are packed to the context length), so it compiles once per layer shape."""
+    for layer in decoder_layers(model):
+        for child in layer.children():
+            if "Attention" not in type(child).__name__:
+                child.compile()
+
+
 def shard_model(model: torch.nn.Module, device: torch.device, options: TrainingOptions) -> FSDPModule:
-    """Activation checkpointing, then fully_shard per decoder layer and at the root; parameters land on `device`.
+    """Activation checkpointing and compilation (prepare_layers), then fully_shard per decoder layer and at the root; parameters land on `device`.
 
     A model on the meta device (modeling.load_model) gets only this rank's shards allocated on `device`,
     uninitialised, for weight_loading to fill; a materialised one is moved there whole first. The root
     (embeddings, final norm, lm_head) keeps its parameters gathered from forward to backward, as FSDP
     does by default for the root: the chunked loss applies lm_head after the forward has returned.
     """
-    if wants_activation_checkpointing(options, device):
-        enable_activation_checkpointing(model)
-    model.config.use_cache = False
+    prepare_layers(model, device, options)
     on_meta = any(parameter.is_meta for parameter in model.parameters())
     if not on_meta:
         model.to(device)

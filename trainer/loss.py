@@ -36,10 +36,12 @@ def chunk_tokens_for(vocab_size: int) -> int:
 
 
 def summed_token_loss(
-    hidden: torch.Tensor, head: torch.nn.Linear, labels: torch.Tensor, position_ids: torch.Tensor, chunk_tokens: int | None = None
+    hidden: torch.Tensor, head: torch.nn.Linear, labels: torch.Tensor, position_ids: torch.Tensor,
+    chunk_tokens: int | None = None, chunked: bool = True,
 ) -> torch.Tensor:
     """Cross-entropy summed over the loss tokens of a micro-batch, from the model's final hidden states
-    (batch × sequence × hidden) and its output projection, `chunk_tokens` loss positions at a time."""
+    (batch × sequence × hidden) and its output projection, `chunk_tokens` loss positions at a time; with
+    `chunked` off (TrainingOptions.chunked_loss), all loss positions at once, their logits kept for backward."""
     targets = shifted_labels(labels, position_ids).reshape(-1)
     states = hidden[:, :-1].reshape(-1, hidden.shape[-1])
     keep = targets != IGNORE_INDEX
@@ -48,6 +50,8 @@ def summed_token_loss(
         # A micro-batch without loss tokens (a rank's filler) must still reach lm_head and every layer in
         # the backward pass, with zero gradients: FSDP reduces every parameter's gradient on every rank.
         return head(hidden[:, :1]).float().sum() * 0.0
+    if not chunked:
+        return _chunk_loss(states, head.weight, head.bias, targets)
     step = chunk_tokens or chunk_tokens_for(head.weight.shape[0])
     total = hidden.new_zeros((), dtype=torch.float32)
     for start in range(0, targets.numel(), step):

@@ -1,7 +1,8 @@
-"""The base model and its tokenizer: a hub id, a local or PVC folder (kubetune.api.locations).
+"""The base model and its tokenizer: a hub id, a local, PVC or object-store folder (kubetune.api.locations).
 
 The model is never materialised whole: it is built on the meta device from its config,
-sharded (distributed.shard_model), and each rank then reads only its own shards from the
+sharded (distributed.prepare_model; a single CPU process keeps the plain module, and
+reads every tensor whole), and each rank then reads only its own shards from the
 folder's safetensors files (weight_loading). A hub id is read from the local snapshot
 folder of the model cache when it is there, else downloaded into that cache first.
 """
@@ -12,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.distributed.fsdp import FSDPModule
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from kubetune.api.locations import parse_model
+from kubetune.api.object_store import ObjectStoreError, stage_folder
 from kubetune.api.trainer_config import TrainerConfig, TrainingOptions
 from kubetune.trainer import host_memory
 from kubetune.trainer.architectures import ARCHITECTURES, architecture_of
 from kubetune.trainer.attention import DOCUMENT_ATTENTION
-from kubetune.trainer.distributed import shard_model
+from kubetune.trainer.distributed import prepare_model
 from kubetune.trainer.weight_loading import WeightFileError, load_local_shards, rebuild_non_persistent_buffers, safetensors_files
 
 log = logging.getLogger("kubetune.trainer")
@@ -52,8 +53,11 @@ def resolve_model_source(config: TrainerConfig) -> ModelSource:
         snapshot = cached_snapshot(location.repo, cache)  # type: ignore[arg-type]
         return ModelSource(str(snapshot) if snapshot else location.repo, cache)  # type: ignore[arg-type]
     folder = location.local_path(config.paths.pvc_mount_root)
-    if folder is None:
-        raise ModelSourceError(f"spec.model: {model!r}: object-store model folders are not supported yet; copy the model to a PVC")
+    if folder is None:  # an object store: copied once per node into a local staging folder
+        try:
+            folder = stage_folder(model)
+        except ObjectStoreError as error:
+            raise ModelSourceError(f"spec.model: {error}") from None
     if not (folder / "config.json").is_file():
         raise ModelSourceError(f"spec.model: {model!r}: {folder} is not a Hugging Face model folder (no config.json)")
     return ModelSource(str(folder), cache)
@@ -91,9 +95,9 @@ def load_tokenizer(source: ModelSource) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_model(source: ModelSource, device: torch.device, options: TrainingOptions) -> FSDPModule:
-    """Collective: the model sharded over every rank on `device`, in MASTER_DTYPE, each rank having read
-    only its own shards. Its attention is the trainer's document attention (kubetune.trainer.attention):
+def load_model(source: ModelSource, device: torch.device, options: TrainingOptions) -> torch.nn.Module:
+    """Collective: the model sharded over every rank on `device` (the plain module without a process group),
+    in MASTER_DTYPE, each rank having read only its own shards. Its attention is the trainer's document attention (kubetune.trainer.attention):
     packed examples attend each to itself, without a mask."""
     started, rss_before = time.perf_counter(), host_memory.resident_bytes()
     host_memory.reset_peak()
@@ -111,7 +115,7 @@ def load_model(source: ModelSource, device: torch.device, options: TrainingOptio
         raise ModelSourceError(f"spec.model: {source.location}: {error}") from None
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=MASTER_DTYPE, attn_implementation=DOCUMENT_ATTENTION)
-    model = shard_model(model, device, options)
+    model = prepare_model(model, device, options)
     rebuild_non_persistent_buffers(model)
     try:
         unused = load_local_shards(model, files, architecture)

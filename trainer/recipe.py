@@ -15,6 +15,7 @@ from transformers import AutoConfig
 
 from kubetune.api import checkpoints
 from kubetune.api.errors import SpecError, SpecProblem
+from kubetune.api.mlflow_checkpoints import checkpoint_mlflow_uri
 from kubetune.api.progress import CheckpointRef, TrainerReport, TrainerStage
 from kubetune.api.trainer_config import TrainerConfig
 from kubetune.trainer import checkpoint as ckpt
@@ -44,14 +45,17 @@ class FineTuneRecipe:
         self.reporter = build_reporter(config.progress, config.run, self.env.is_main)
         self.metrics: dict[str, float] = {}
         self.progress = ckpt.TrainingProgress(seed=self.options.seed, world_size=self.env.world_size)
-        self.checkpointed_step: int | None = None  # the step the latest complete checkpoint holds
+        self.checkpointed_step: int | None = None  # the step of the latest checkpoint (complete, or being written)
+        self.pending_checkpoint: ckpt.PendingCheckpoint | None = None  # a background save not yet marked complete
+        self.listed_checkpoints: set[str] = set()  # complete checkpoints this process listed under the MLflow run
         self.stop = StopOnSigterm()
         self.stop.install()
 
     # ---- setup ---------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        dist_utils.init_process_group(self.env, self.device, self.options.collective_timeout_seconds)
+        if dist_utils.needs_process_group(self.env, self.device):
+            dist_utils.init_process_group(self.env, self.device, self.options.collective_timeout_seconds)
         torch.manual_seed(self.options.seed)
         self.logger = build_logger(self.config, self.env.is_main)
         self.source = resolve_model_source(self.config)
@@ -98,7 +102,8 @@ class FineTuneRecipe:
             log.info("resumed from %s at step %d", latest, self.progress.step)
         elif self.spec.custom_weights_path:
             path = checkpoints.resolve_custom_weights(
-                self.spec.custom_weights_path, self.config.paths.checkpoint_root, self.config.paths.pvc_mount_root
+                self.spec.custom_weights_path, self.config.paths.checkpoint_root, self.config.paths.pvc_mount_root,
+                tracking_uri=self.config.mlflow_tracking_uri, namespace=self.config.run.namespace,
             )
             ckpt.load_model_weights(path, self.model)
             log.info("started from the weights of %s", path)
@@ -118,6 +123,8 @@ class FineTuneRecipe:
             self._log_step(result, time.perf_counter() - started)
             if self._checkpoint_due():
                 self._checkpoint_and_evaluate()
+            elif self.pending_checkpoint is not None and self.pending_checkpoint.written():
+                self._finish_checkpoint()
             if self.stop.agreed(self.device):
                 self._stop_for_preemption()
 
@@ -128,7 +135,8 @@ class FineTuneRecipe:
             for indices in self.sampler.micro_batches(position)
         ]
         return train_step(
-            self.model, self.optimizer, self.scheduler, batches, self.env.world_size, self.options.max_grad_norm, self.device
+            self.model, self.optimizer, self.scheduler, batches, self.env.world_size, self.options.max_grad_norm, self.device,
+            chunked_loss=self.options.chunked_loss,
         )
 
     def _advance(self, position: SamplerPosition, result: StepResult) -> None:
@@ -174,17 +182,36 @@ class FineTuneRecipe:
             self.logger.log_generations([{**row, "step": self.progress.step, "checkpoint": path.name} for row in rows], self.progress.step)
         self._report(TrainerStage.TRAINING, force=True)
 
-    def _checkpoint(self):
-        path = ckpt.save_checkpoint(self.config.run_checkpoint_dir, self.model, self.optimizer, self.progress, self.env)
-        self.checkpointed_step = self.progress.step
-        return path
+    def _checkpoint(self, background: bool | None = None):
+        """A checkpoint of this step, written in the background when the options say so (the one before it
+        finished first); complete (COMPLETE, `latest`) only once `_finish_checkpoint` has run."""
+        self._finish_checkpoint()
+        background = self.options.async_checkpoint if background is None else background
+        pending = ckpt.start_checkpoint(
+            self.config.run_checkpoint_dir, self.model, self.optimizer, self.progress, self.env, background=background
+        )
+        self.pending_checkpoint, self.checkpointed_step = pending, self.progress.step
+        if not background:
+            self._finish_checkpoint()
+        return pending.path
+
+    def _finish_checkpoint(self) -> None:
+        """Wait for the pending checkpoint's write, then mark it complete (rank 0)."""
+        if self.pending_checkpoint is None:
+            return
+        pending, self.pending_checkpoint = self.pending_checkpoint, None
+        started = time.perf_counter()
+        ckpt.finish_checkpoint(pending, self.env)
+        log.info("checkpoint %s complete (waited %.2f s for its write)", pending.path.name, time.perf_counter() - started)
+        self._report(TrainerStage.TRAINING, force=True)
 
     def _stop_for_preemption(self) -> None:
         """Every rank, at the same step: a checkpoint of this step unless the latest already holds it (no
         evaluation: the grace period is for saving), then Preempted ends the attempt."""
         saved = None
         if self.checkpointed_step != self.progress.step:
-            saved = self._checkpoint().name
+            saved = self._checkpoint(background=False).name
+        self._finish_checkpoint()  # the grace period is for this: a background save of this step completes
         raise Preempted(self.progress.step, saved)
 
     # ---- save ----------------------------------------------------------------------------------
@@ -192,9 +219,17 @@ class FineTuneRecipe:
     def save(self) -> None:
         export_dir = export_hf_model(self.model, self.tokenizer, self.config.export_dir, self.env)
         self.export_uri = self.logger.log_export(export_dir, self.spec.task_type, self.spec.model) or str(export_dir)
+        self._finish_checkpoint()  # the last checkpoint's write went on during the export
         self._report(TrainerStage.TRAIN_FINISHED, force=True)
 
     def fail(self, error: BaseException) -> None:
+        # A checkpoint whose write has ended holds a step completed before the failure: keep it. One still being
+        # written is left incomplete rather than waited for (its write may need the rank that failed).
+        if self.pending_checkpoint is not None and self.pending_checkpoint.written():
+            try:
+                self._finish_checkpoint()
+            except Exception:
+                log.exception("the last checkpoint's write failed; it stays incomplete")
         message = f"{type(error).__name__}: {error}"
         self._report(TrainerStage.FAILED, force=True, message=message[:MAX_MESSAGE_CHARS])
 
@@ -259,11 +294,22 @@ class FineTuneRecipe:
         self.reporter.report(report, force=force)
 
     def _checkpoint_refs(self) -> list[CheckpointRef]:
+        """Every complete checkpoint, each listed under the MLflow run once it is complete (so an asynchronous
+        save is listed only after its COMPLETE marker)."""
+        run_id = getattr(getattr(self, "logger", None), "run_id", None)
         refs = []
         for path in checkpoints.list_checkpoints(self.config.run_checkpoint_dir):
             epochs, step = checkpoints.parse_checkpoint_name(path.name)  # type: ignore[misc]
             created = datetime.fromtimestamp((path / checkpoints.COMPLETE_MARKER).stat().st_mtime, timezone.utc)
-            refs.append(CheckpointRef(name=path.name, path=str(path), step=step, epoch=epochs, created_at=created))
+            refs.append(CheckpointRef(
+                name=path.name, path=str(path), step=step, epoch=epochs, created_at=created,
+                location=self.config.checkpoint_location(path.name),
+                mlflow_uri=checkpoint_mlflow_uri(run_id, path.name) if run_id else None,
+            ))
+        for ref in refs if hasattr(self, "logger") else []:
+            if ref.name not in self.listed_checkpoints:
+                self.logger.log_checkpoint(ref)
+                self.listed_checkpoints.add(ref.name)
         return refs
 
 

@@ -31,7 +31,7 @@ def _without_labels(item: dict) -> dict:
     return {**item, "labels": torch.full_like(item["labels"], IGNORE_INDEX)}
 
 
-def forward_summed_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+def forward_summed_loss(model: torch.nn.Module, batch: dict, chunked_loss: bool = True) -> torch.Tensor:
     """The summed token loss of one micro-batch (loss.summed_token_loss). The model runs to its final
     hidden states; lm_head projects only the last position there (nothing reads it), and the loss projects
     the loss positions chunk by chunk. The root FSDP unit holds lm_head's weight gathered until backward."""
@@ -49,7 +49,9 @@ def forward_summed_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
         model(**inputs, use_cache=False, logits_to_keep=1)
     finally:
         hook.remove()
-    return summed_token_loss(final_hidden[0], model.get_output_embeddings(), batch["labels"], batch["position_ids"])
+    return summed_token_loss(
+        final_hidden[0], model.get_output_embeddings(), batch["labels"], batch["position_ids"], chunked=chunked_loss
+    )
 
 
 def train_step(
@@ -60,6 +62,7 @@ def train_step(
     world_size: int,
     max_grad_norm: float | None,
     device: torch.device,
+    chunked_loss: bool = True,
 ) -> StepResult:
     """Loss per micro-batch = summed token loss / loss tokens of the whole global batch, times world_size
     because FSDP averages gradients over ranks; the sum over ranks and micro-batches is then the global mean."""
@@ -68,7 +71,7 @@ def train_step(
     local_loss = 0.0
     for index, batch in enumerate(micro_batches):
         set_gradient_sync(model, index == len(micro_batches) - 1)
-        loss = forward_summed_loss(model, batch)
+        loss = forward_summed_loss(model, batch, chunked_loss)
         (loss * scale).backward()
         local_loss += float(loss.detach())
     grad_norm = _clip(model, max_grad_norm)

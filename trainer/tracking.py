@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubetune.api.mlflow_checkpoints import log_checkpoint_reference
 from kubetune.api.mlflow_tags import run_filter, run_tags
+from kubetune.api.progress import CheckpointRef
 from kubetune.api.trainer_config import TrainerConfig
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class NullLogger:
     def log_generations(self, rows: list[dict[str, Any]], step: int) -> None: ...
     def log_datasets(self, datasets: list["DataInput"]) -> None: ...
     def log_export(self, export_dir: Path, task_type: str, model_name: str) -> str | None: return None
+    def log_checkpoint(self, checkpoint: CheckpointRef) -> None: ...
     def close(self, outcome: str) -> None: ...
 
 
@@ -143,6 +146,10 @@ class MlflowLogger(NullLogger):
 
         return log_model(self.client, self.run_id, self.experiment_id, export_dir, task_type, model_name)
 
+    def log_checkpoint(self, checkpoint: CheckpointRef) -> None:
+        """A reference under the run's artifacts (kubetune.api.mlflow_checkpoints), not the weights."""
+        log_checkpoint_reference(self.client, self.run_id, checkpoint)
+
     def close(self, outcome: str) -> None:
         self.client.set_terminated(self.run_id, status=outcome)
 
@@ -179,6 +186,9 @@ class FanOutLogger(NullLogger):
 
     def log_export(self, export_dir: Path, task_type: str, model_name: str) -> str | None:
         return next((uri for uri in self._each("log_export", export_dir, task_type, model_name) if uri), None)
+
+    def log_checkpoint(self, checkpoint: CheckpointRef) -> None:
+        self._each("log_checkpoint", checkpoint)
 
     def close(self, outcome: str) -> None:
         self._each("close", outcome)

@@ -19,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-from kubetune.api.locations import CUSTOM_WEIGHTS_ON_OBJECT_STORE, PVC_MOUNT_ROOT, parse_custom_weights
+from kubetune.api.locations import PVC_MOUNT_ROOT, parse_custom_weights
 
 COMPLETE_MARKER = "COMPLETE"
 LATEST = "latest"
@@ -97,18 +97,40 @@ def custom_weights_path(value: str, checkpoint_root: Path | str, pvc_mount_root:
     location = parse_custom_weights(value)
     if location.kind == "run_name":
         return run_checkpoint_dir(checkpoint_root, value) / LATEST
-    local = location.local_path(pvc_mount_root)
-    if local is None:
-        raise CheckpointNotFoundError(f"spec.customWeightsPath: {value!r}: {CUSTOM_WEIGHTS_ON_OBJECT_STORE}")
-    return local
+    if location.kind == "object_store":  # copied once to a local staging folder (kubetune.api.object_store)
+        from kubetune.api.object_store import ObjectStoreError, checkpoint_folder, stage_folder
+
+        try:
+            return stage_folder(checkpoint_folder(value))
+        except ObjectStoreError as error:
+            raise CheckpointNotFoundError(f"spec.customWeightsPath: {error}") from None
+    return location.local_path(pvc_mount_root)  # type: ignore[return-value]
 
 
-def resolve_custom_weights(value: str, checkpoint_root: Path | str, pvc_mount_root: Path | str = PVC_MOUNT_ROOT) -> Path:
+def resolve_custom_weights(
+    value: str,
+    checkpoint_root: Path | str,
+    pvc_mount_root: Path | str = PVC_MOUNT_ROOT,
+    *,
+    tracking_uri: str | None = None,
+    namespace: str = "default",
+) -> Path:
     """customWeightsPath → a complete checkpoint folder: the folder itself (…/ep2-ba300), a run's
-    `latest` file, a run's checkpoints folder (its latest), or an earlier run's name. A bare name that is
-    also a folder where the process runs (local mode: `ep2-ba300`) is that folder."""
-    path = custom_weights_path(value, checkpoint_root, pvc_mount_root)
-    resolved = _checkpoint_at(Path(value)) if parse_custom_weights(value).kind == "run_name" else None
+    `latest` file, a run's checkpoints folder (its latest), an earlier run's name, or a checkpoint an MLflow
+    run lists (runs:/…, asked of `tracking_uri`; only runs of `namespace`). A bare name that is also a folder
+    where the process runs (local mode: `ep2-ba300`) is that folder."""
+    location = parse_custom_weights(value)
+    if location.kind == "mlflow_run":
+        from kubetune.api.mlflow_checkpoints import CheckpointReferenceError, referenced_run  # imports mlflow
+
+        try:
+            run_name = referenced_run(location, tracking_uri, namespace)
+        except CheckpointReferenceError as error:
+            raise CheckpointNotFoundError(str(error)) from None
+        path = run_checkpoint_dir(checkpoint_root, run_name) / (location.name or LATEST)
+    else:
+        path = custom_weights_path(value, checkpoint_root, pvc_mount_root)
+    resolved = _checkpoint_at(Path(value)) if location.kind == "run_name" else None
     resolved = resolved or _checkpoint_at(path)
     if resolved is None:
         raise CheckpointNotFoundError(

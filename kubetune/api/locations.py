@@ -12,13 +12,18 @@ Databricks' forms, classified as databricks-genai classifies them (classify_data
   dbfs:/Volumes/CATALOG/SCHEMA/VOLUME/path   a Unity Catalog volume
   CATALOG.SCHEMA.TABLE (dots, no /)          a Unity Catalog table
   any other form with / that is not a URI or a local path is a Hugging Face dataset.
-  Until the operator configuration maps volumes and tables to storage the cluster has, parse_data_path
-  refuses them, saying what to use instead.
+  The operator configuration's `databricks` section (locally: the file --databricks-locations or
+  KUBETUNE_DATABRICKS_LOCATIONS names) maps each volume to a pvc:// or object-store prefix and each table
+  to its Delta folder (kubetune.api.databricks_locations); parse_data_path refuses an unmapped one, saying
+  how to map it.
 Models (model):
   a supported model's name, or hf://org/name   a Hugging Face hub id
   pvc://CLAIM/path, a local path, an object-store URI   a Hugging Face model folder
 Custom weights (customWeightsPath):
   an earlier run's name (a DNS label)   that run's latest checkpoint
+  runs:/RUN_ID, runs:/RUN_ID/checkpoints[/ep{E}-ba{B}]   a checkpoint the MLflow run RUN_ID lists (the latest
+                                        without a name): the trainer and the validation step ask MLflow which
+                                        FineTuneRun made it, and read it from that run's checkpoint folder
   pvc://CLAIM/path, a local path, an object-store URI   a checkpoint folder or a run's `latest`
 
 ROOT is PVC_MOUNT_ROOT in every pod; local mode passes its own root to `local_path`.
@@ -27,13 +32,15 @@ ROOT is PVC_MOUNT_ROOT in every pod; local mode passes its own root to `local_pa
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from kubetune.api import supported_models
 from kubetune.api.identifiers import DNS_LABEL, DNS_LABEL_PATTERN
 
 # Where the operator mounts claim CLAIM (read-only) and every side reads pvc://CLAIM/path: ROOT/CLAIM/path.
 PVC_MOUNT_ROOT = "/mnt/data"
+# Local mode and the CLI read Hugging Face datasets (org/name/split) from the offline mirror $KUBETUNE_DATASET_ROOT/org/name.
+DATASET_ROOT_ENV = "KUBETUNE_DATASET_ROOT"
 
 OBJECT_STORE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "az", "hf", "http", "https", "memory")
 _PVC = re.compile(rf"^pvc://(?P<claim>{DNS_LABEL_PATTERN[1:-1]})(?P<path>/.*)?$")
@@ -44,7 +51,9 @@ HUB_MODEL_SCHEME = "hf://"
 # Every model that is not a supported model's name starts with one of these (the CRD checks it with CEL).
 MODEL_PATH_PREFIXES = ("/", "./", "../", "pvc://", "s3://", "gs://", "abfs://", "abfss://", "file://", HUB_MODEL_SCHEME)
 
-LocationKind = Literal["pvc", "object_store", "local", "huggingface", "hub_model", "run_name", "uc_volume", "uc_table"]
+LocationKind = Literal[
+    "pvc", "object_store", "local", "huggingface", "hub_model", "run_name", "mlflow_run", "uc_volume", "uc_table"
+]
 DBFS_SCHEME = "dbfs:"
 DATABRICKS_ABSOLUTE_PREFIXES = ("/Volumes", "/databricks")  # Databricks reads these as dbfs:/Volumes, dbfs:/databricks
 _UC_VOLUME = re.compile(r"^dbfs:/Volumes/(?P<catalog>[^/]+)/(?P<schema>[^/]+)/(?P<volume>[^/]+)(?P<path>/.*)?$")
@@ -61,7 +70,8 @@ class Location:
     split: str | None = None  # huggingface only
     catalog: str | None = None  # uc_volume and uc_table
     schema: str | None = None  # uc_volume and uc_table
-    name: str | None = None  # uc_volume: the volume; uc_table: the table
+    name: str | None = None  # uc_volume: the volume; uc_table: the table; mlflow_run: the checkpoint (None: latest)
+    run_id: str | None = None  # mlflow_run only
 
     def local_path(self, pvc_mount_root: Path | str = PVC_MOUNT_ROOT) -> Path | None:
         """The path a process opens for a pvc:// or local location; None for remote ones."""
@@ -76,22 +86,31 @@ PATH_RULE = (
     "must be pvc://CLAIM/path, an object-store URI (s3://, gs://, abfs://, abfss://, az://, hf://), "
     "a local path (/…, ./…, ../…, file://… or a .jsonl/.json/.txt file), or a Hugging Face dataset org/name/split (or name/split)"
 )
-CUSTOM_WEIGHTS_ON_OBJECT_STORE = (
-    "checkpoints on an object store are not supported yet; use a run's name, pvc://CLAIM/path or a path in the image"
-)
 MODEL_RULE = (
     "must be a supported model (run `kubetune models`) or the path or URI of a Hugging Face model folder "
     "(/…, ./…, pvc://…, s3://…, hf://org/name)"
 )
 
 
-def parse_data_path(uri: str) -> Location:
-    """A data path the cluster can read; raises ValueError with the accepted forms when it matches none, and
-    for a Unity Catalog volume or table, which nothing maps to storage yet, says what to pass instead."""
+class DatabricksMapping(Protocol):
+    """What maps a Unity Catalog volume or table to a location (kubetune.api.databricks_locations)."""
+
+    def target(self, location: Location) -> str | None: ...
+
+
+def parse_data_path(uri: str, mapping: DatabricksMapping | None = None) -> Location:
+    """A data path the cluster can read; raises ValueError with the accepted forms when it matches none. A Unity
+    Catalog volume or table becomes the location `mapping` gives it; unmapped, it is refused saying how to map it."""
     location = classify_data_path(uri)
-    if location.kind in ("uc_volume", "uc_table"):
+    if location.kind not in ("uc_volume", "uc_table"):
+        return location
+    target = mapping.target(location) if mapping is not None else None
+    if target is None:
         raise ValueError(unmapped_message(location))
-    return location
+    mapped = classify_data_path(target)
+    if mapped.kind not in ("pvc", "object_store", "local"):
+        raise ValueError(f"{uri} is mapped to {target}, which is not pvc://, an object store or a local path")
+    return mapped
 
 
 def databricks_form(path: str) -> str:
@@ -121,14 +140,21 @@ def classify_data_path(uri: str) -> Location:
 
 
 def unmapped_message(location: Location) -> str:
-    """Why a Unity Catalog volume or table cannot be read yet, and what to pass instead."""
+    """Why a Unity Catalog volume or table cannot be read, how to map it, and what to pass instead."""
+    full_name = f"{location.catalog}.{location.schema}.{location.name}"
     if location.kind == "uc_volume":
-        what = f"{location.uri} is in the Unity Catalog volume {location.catalog}.{location.schema}.{location.name}"
-        instead = "copy the files to a PersistentVolumeClaim or an object store and pass pvc://CLAIM/path or s3://bucket/path"
+        what = f"{location.uri} is in the Unity Catalog volume {full_name}"
+        section, target = "volumes", "pvc://CLAIM/prefix or s3://bucket/prefix holding the volume's files"
+        instead = "pvc://CLAIM/path or s3://bucket/path"
     else:
         what = f"{location.uri} is a Unity Catalog table"
-        instead = "pass the Delta table's folder (the one holding _delta_log) as pvc://CLAIM/path or s3://bucket/path"
-    return f"{what}, and Kubetune has no mapping from Unity Catalog to the cluster's storage: {instead}"
+        section, target = "tables", "the Delta table's folder (the one holding _delta_log)"
+        instead = "the Delta table's folder as pvc://CLAIM/path or s3://bucket/path"
+    return (
+        f"{what}, which is not mapped to storage the cluster has: map it under databricks.{section} "
+        f"({full_name}: {target}) in the operator configuration (kubetune run --local: in the file "
+        f"--databricks-locations or KUBETUNE_DATABRICKS_LOCATIONS names), or pass {instead}"
+    )
 
 
 def _dbfs_location(uri: str, dbfs: str) -> Location:
@@ -163,11 +189,26 @@ def parse_model(value: str) -> Location:
     return _folder_location(value, MODEL_RULE)  # type: ignore[return-value]
 
 
+MLFLOW_RUNS_SCHEME = "runs:/"
+_MLFLOW_CHECKPOINT = re.compile(r"^runs:/(?P<run_id>[0-9A-Za-z_-]+)(?:/checkpoints(?:/(?P<name>ep\d+-ba\d+|latest))?)?/?$")
+MLFLOW_CHECKPOINT_RULE = (
+    "an MLflow checkpoint reference must be runs:/RUN_ID (its latest checkpoint), runs:/RUN_ID/checkpoints "
+    "or runs:/RUN_ID/checkpoints/ep{E}-ba{B}"
+)
+
+
 def parse_custom_weights(value: str) -> Location:
-    """A bare DNS label names an earlier run; anything else is a checkpoint path (relative paths allowed)."""
+    """A bare DNS label names an earlier run; runs:/… a checkpoint an MLflow run lists; anything else is a
+    checkpoint path (relative paths allowed)."""
     value = value.strip()
     if DNS_LABEL.match(value):
         return Location("run_name", value, path=value)
+    if value.startswith(MLFLOW_RUNS_SCHEME):
+        m = _MLFLOW_CHECKPOINT.match(value)
+        if not m:
+            raise ValueError(MLFLOW_CHECKPOINT_RULE)
+        name = None if m["name"] in (None, "latest") else m["name"]
+        return Location("mlflow_run", value, run_id=m["run_id"], name=name)
     if databricks_form(value).startswith(DBFS_SCHEME):
         raise ValueError(
             f"{value} is a Databricks location (Databricks reads it as {databricks_form(value)}); "

@@ -31,10 +31,16 @@ class CheckpointRef(_CamelModel):
     """A complete checkpoint of the run."""
 
     name: str = Field(..., description="ep{E}-ba{B}: epochs completed and optimizer steps done.")
-    path: str = Field(..., description="Its folder on the checkpoint volume.")
+    path: str = Field(..., description="Its folder on the checkpoint volume, as the trainer's pods mount it.")
     step: int
     epoch: int | None = None
     created_at: datetime | None = None
+    location: str | None = Field(
+        None, description="Where it is for a user: pvc://CLAIM/<run>/checkpoints/<name> in a cluster, a local path in local mode."
+    )
+    mlflow_uri: str | None = Field(
+        None, description="runs:/<MLflow run id>/checkpoints/<name>: where MLflow lists it; usable as customWeightsPath."
+    )
 
 
 class TrainerReport(_CamelModel):

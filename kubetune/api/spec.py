@@ -16,7 +16,9 @@ from pydantic.alias_generators import to_camel, to_snake
 
 from kubetune.api import supported_models
 from kubetune.api.identifiers import DNS_LABEL_PATTERN, DNS_LABEL_RULE, IDENTIFIER
-from kubetune.api.locations import CUSTOM_WEIGHTS_ON_OBJECT_STORE, Location, parse_custom_weights, parse_data_path, parse_model
+from kubetune.api.locations import (
+    DatabricksMapping, Location, classify_data_path, parse_custom_weights, parse_data_path, parse_model,
+)
 from kubetune.api.data_rules import resolve_context_length
 from kubetune.api.duration import DURATION_PATTERN, DURATION_RULE, TrainingDuration
 from kubetune.api.errors import SpecError, SpecProblem
@@ -65,6 +67,9 @@ class TaskType(str, Enum):
     INSTRUCTION_FINETUNE = "INSTRUCTION_FINETUNE"
     CONTINUED_PRETRAIN = "CONTINUED_PRETRAIN"
 
+    def __str__(self) -> str:  # the default (unvalidated) is the member: commands and YAML need its value
+        return self.value
+
 
 class _CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", use_enum_values=True)
@@ -100,6 +105,20 @@ class Compute(_CamelModel):
         return self
 
 
+class StorageCredentials(_CamelModel):
+    """Object-store credentials by Secret reference: the operator never reads the Secret."""
+
+    secret_name: str = Field(
+        ...,
+        max_length=63,
+        pattern=DNS_LABEL_PATTERN,
+        description="A Secret in the run's namespace whose keys become environment variables of the validation "
+        "and training pods, for fsspec and delta-rs: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, "
+        "AWS_ENDPOINT_URL, AWS_REGION (s3://); AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_NAME and "
+        "AZURE_STORAGE_ACCOUNT_KEY (abfs[s]://). Its keys win over the pool's storage Secret.",
+    )
+
+
 class FineTuneRunSpec(_CamelModel):
     """What to fine-tune, on which data, for how long, and where to register the result."""
 
@@ -115,8 +134,9 @@ class FineTuneRunSpec(_CamelModel):
         min_length=1,
         max_length=4096,
         description="Training data: a JSONL file or folder at pvc://CLAIM/path, s3://, gs://, abfs://, a local path, "
-        "a Hugging Face dataset org/name/split (or name/split), or a Delta table folder; Unity Catalog volumes "
-        "(dbfs:/Volumes/...) and tables (catalog.schema.table) are refused with how to pass them instead.",
+        "a Hugging Face dataset org/name/split (or name/split), or a Delta table folder; a Unity Catalog volume "
+        "path (dbfs:/Volumes/... or /Volumes/...) or table (catalog.schema.table) that the operator configuration "
+        "maps (databricks.volumes, databricks.tables); an unmapped one is refused before anything runs.",
     )
     register_to: str = Field(
         ...,
@@ -143,7 +163,8 @@ class FineTuneRunSpec(_CamelModel):
         min_length=1,
         max_length=4096,
         description="Start from an earlier run's checkpoint: a checkpoint folder (…/ep2-ba300), a run's `latest`, "
-        "or an earlier run's name.",
+        "an earlier run's name, or the checkpoint as MLflow lists it (runs:/RUN_ID/checkpoints/ep2-ba300; "
+        "runs:/RUN_ID for its latest).",
     )
     training_duration: str = Field(
         "1ep", pattern=DURATION_PATTERN, description="How long to train: Nep (epochs), Ntok (tokens) or Nba (batches)."
@@ -182,6 +203,11 @@ class FineTuneRunSpec(_CamelModel):
         description="A Running run whose training step has not advanced for this long gets the Stalled condition "
         "(and, where the operator is configured to, a restart from its latest checkpoint). Default: the operator's.",
     )
+    storage_credentials: StorageCredentials | None = Field(
+        None,
+        description="Credentials for the run's object-store inputs (s3://, gs://, abfs[s]://), by Secret reference; "
+        "default: the pool's storage Secret from the operator configuration, if any.",
+    )
     suspend: bool = Field(
         False, description="True stops the run's pods and keeps its checkpoints (this is how a run is cancelled)."
     )
@@ -202,15 +228,15 @@ class FineTuneRunSpec(_CamelModel):
     @field_validator("custom_weights_path")
     @classmethod
     def _custom_weights_form(cls, value: str | None) -> str | None:
-        if value is not None and parse_custom_weights(value).kind == "object_store":
-            raise ValueError(CUSTOM_WEIGHTS_ON_OBJECT_STORE)
+        if value is not None:
+            parse_custom_weights(value)
         return value
 
     @field_validator("train_data_path", "eval_data_path")
     @classmethod
     def _data_path_form(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_data_path(value)
+            classify_data_path(value)  # a Unity Catalog form is mapped (or refused) where the mapping is known
         return value
 
     @model_validator(mode="after")
@@ -238,11 +264,11 @@ class FineTuneRunSpec(_CamelModel):
         """contextLength, else min(8192, the model's maximum); model_max is for models outside the table."""
         return resolve_context_length(self.context_length, self.model, model_max)
 
-    def input_locations(self) -> dict[str, Location]:
+    def input_locations(self, mapping: DatabricksMapping | None = None) -> dict[str, Location]:
         """Every input the run reads, by camelCase field: what pods must mount and validation must check."""
-        found = {"model": parse_model(self.model), "trainDataPath": parse_data_path(self.train_data_path)}
+        found = {"model": parse_model(self.model), "trainDataPath": parse_data_path(self.train_data_path, mapping)}
         if self.eval_data_path:
-            found["evalDataPath"] = parse_data_path(self.eval_data_path)
+            found["evalDataPath"] = parse_data_path(self.eval_data_path, mapping)
         if self.custom_weights_path:
             found["customWeightsPath"] = parse_custom_weights(self.custom_weights_path)
         return found

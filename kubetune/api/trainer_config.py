@@ -36,6 +36,9 @@ class TrainerPaths(_Strict):
         ..., description="Holds every run's checkpoints: <root>/<run name>/checkpoints/ep{E}-ba{B}, …/latest."
     )
     output_root: Path = Field(..., description="Holds every run's outputs: <root>/<run name>/export, metrics.jsonl.")
+    checkpoint_location: str | None = Field(
+        None, description="checkpoint_root as users name it (pvc://CLAIM in a cluster); None: the path itself."
+    )
     pvc_mount_root: Path = Field(Path(PVC_MOUNT_ROOT), description="pvc://CLAIM/path is read at <root>/CLAIM/path.")
     dataset_root: Path | None = Field(None, description="An offline mirror of the Hugging Face hub's datasets: ROOT/org/name.")
     model_cache: Path | None = Field(None, description="Hugging Face cache for hub model ids.")
@@ -80,6 +83,24 @@ class TrainingOptions(_Strict):
     seed: int = 17
     device: Literal["auto", "cpu", "cuda"] = "auto"
     activation_checkpointing: bool | None = Field(None, description="Default: on for CUDA, off on CPU.")
+    activation_checkpointing_mode: Literal["full", "selective"] = Field(
+        "full",
+        description="With activation checkpointing on: `full` recomputes each decoder layer in the backward pass; "
+        "`selective` keeps the outputs of its matrix multiplications and attention and recomputes only the cheap "
+        "operations between them (more memory, less recomputation).",
+    )
+    compile: bool = Field(
+        False, description="torch.compile the parts of each decoder layer around its attention (norms, MLP). Off by "
+        "default: on CPU it only adds compile time, and on GPUs it stays off until a benchmark shows it wins (docs/trainer.md)."
+    )
+    chunked_loss: bool = Field(
+        True, description="Cross-entropy over chunks of loss positions, never the whole logits tensor (kubetune.trainer.loss); "
+        "off: all logits of a micro-batch at once."
+    )
+    async_checkpoint: bool = Field(
+        True, description="Write checkpoints in the background (torch.distributed.checkpoint.async_save) while training "
+        "goes on; a checkpoint counts (COMPLETE, `latest`) only once its write has finished."
+    )
     log_every_steps: int = Field(1, ge=1)
     eval_max_new_tokens: int = Field(100, ge=1)
     collective_timeout_seconds: int = Field(
@@ -105,6 +126,13 @@ class TrainerConfig(_Strict):
     @property
     def run_checkpoint_dir(self) -> Path:
         return checkpoints.run_checkpoint_dir(self.paths.checkpoint_root, self.run.name)
+
+    def checkpoint_location(self, name: str) -> str:
+        """Where checkpoint `name` of this run is, as users name it (status, get_checkpoints, MLflow)."""
+        folder = self.run_checkpoint_dir / name
+        if self.paths.checkpoint_location is None:
+            return str(folder)
+        return f"{self.paths.checkpoint_location.rstrip('/')}/{folder.relative_to(self.paths.checkpoint_root)}"
 
     @property
     def run_output_dir(self) -> Path:

@@ -7,9 +7,12 @@ unless the run succeeded.
 """
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
+
+from kubetune.api.locations import DATASET_ROOT_ENV
 
 DEFAULT_STATE_ROOT = Path(".kubetune")
 
@@ -24,11 +27,22 @@ def register(subparsers) -> None:
     parser.add_argument("--name", help="run name (default: the manifest's metadata.name)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_ROOT, help="where runs and MLflow live (default ./.kubetune)")
     parser.add_argument("--restart", action="store_true", help="discard the run's earlier checkpoints instead of resuming")
+    parser.add_argument(
+        "--databricks-locations", type=Path, metavar="FILE",
+        help="Unity Catalog volumes and tables mapped to local or object storage (YAML: volumes, tables; "
+        "default: the file $KUBETUNE_DATABRICKS_LOCATIONS names)",
+    )
+    parser.add_argument(
+        "--dataset-root", type=Path, default=os.environ.get(DATASET_ROOT_ENV) or None, metavar="DIR",
+        help=f"read Hugging Face datasets (org/name/split) from this offline mirror, DIR/org/name: the dataset's files "
+        f"or a save_to_disk folder (default: ${DATASET_ROOT_ENV})",
+    )
     parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false", help="no progress line even on a terminal")
     parser.set_defaults(func=run_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from kubetune.api.databricks_locations import DatabricksLocations, map_spec_locations
     from kubetune.api.errors import SpecError
     from kubetune.cli.create import spec_from_manifest
     from kubetune.local.events import EventPrinter
@@ -36,7 +50,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         spec, metadata = spec_from_manifest(args.filename)
-    except SpecError as error:
+        spec = map_spec_locations(spec, DatabricksLocations.for_local_mode(args.databricks_locations))
+    except (SpecError, ValueError) as error:  # ValueError: an unreadable or invalid locations file
         print(f"error: {error}", file=sys.stderr)
         return 2
     name = args.name or metadata.get("name")
@@ -48,6 +63,7 @@ def run_command(args: argparse.Namespace) -> int:
     run = LocalRun(
         name=name, spec=resolve_local_paths(spec, args.filename.resolve().parent), state_root=state_root,
         tracking_uri=tracking_uri, artifact_root=artifact_root,
+        dataset_root=args.dataset_root.resolve() if args.dataset_root else None,
     )
     if args.restart and run.run_dir.exists():
         shutil.rmtree(run.run_dir)

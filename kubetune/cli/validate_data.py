@@ -7,11 +7,12 @@ estimated tokens per epoch and the packing efficiency.
 """
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubetune.api.locations import PVC_MOUNT_ROOT
+from kubetune.api.locations import DATASET_ROOT_ENV, PVC_MOUNT_ROOT
 from kubetune.api.spec import TaskType
 from kubetune.cli.errors import EXIT_USAGE
 
@@ -44,7 +45,16 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--pvc-mount-root", type=Path, default=Path(PVC_MOUNT_ROOT), help="where pvc://CLAIM is mounted as ROOT/CLAIM"
     )
-    parser.add_argument("--dataset-root", type=Path, help="an offline Hugging Face dataset mirror: ROOT/org/name")
+    parser.add_argument(
+        "--dataset-root", type=Path, default=os.environ.get(DATASET_ROOT_ENV) or None,
+        help=f"an offline Hugging Face dataset mirror: ROOT/org/name, the dataset's files or a save_to_disk folder "
+        f"(default: ${DATASET_ROOT_ENV})",
+    )
+    parser.add_argument(
+        "--databricks-locations", type=Path, metavar="FILE",
+        help="Unity Catalog volumes and tables mapped to storage (YAML: volumes, tables; "
+        "default: the file $KUBETUNE_DATABRICKS_LOCATIONS names)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -118,13 +128,23 @@ def _validate(args: argparse.Namespace, plan: _Plan) -> str:
             f"--context-length {args.context_length} is larger than the model's maximum {maximum}" if too_long else str(err)
         ) from None
     config = DataConfig.from_rules(
-        _as_local_when_present(args.path), rules, pvc_mount_root=args.pvc_mount_root, dataset_root=args.dataset_root
+        _as_local_when_present(_mapped(args)), rules, pvc_mount_root=args.pvc_mount_root, dataset_root=args.dataset_root
     )
     examples = load_and_validate(config)
     lines = [f"OK: {len(examples)} valid {args.task_type.value} examples in {args.path}", *plan.notes]
     if tokenizer is not None:
         lines += _token_report(examples, tokenizer, config)
     return "\n".join(lines)
+
+
+def _mapped(args: argparse.Namespace) -> str:
+    """The path to read: a Unity Catalog volume or table through the locations file; unmapped, a usage error."""
+    from kubetune.api.databricks_locations import DatabricksLocations, mapped_data_path
+
+    try:
+        return mapped_data_path(args.path, DatabricksLocations.for_local_mode(args.databricks_locations))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _as_local_when_present(path: str) -> str:

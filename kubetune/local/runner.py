@@ -1,10 +1,15 @@
-"""Local mode: one FineTuneRun on this machine — validate, train with torchrun, follow, register.
+"""Local mode: one FineTuneRun on this machine — validate, train, follow, register.
+
+One process (CPU, or one GPU) runs `python -m kubetune.trainer` directly, in its own process as
+torchrun would start it, started before the data is validated: it imports the trainer meanwhile and
+starts the run only once told `go` on its stdin. More than one process (a GPU each) runs under
+torchrun, started after the validation.
 
 State of a run lives under <state_root>/runs/<name>/ (default ./.kubetune):
     run.json           the run's identity (its uid survives re-runs, so registration stays idempotent)
     trainer.json       the TrainerConfig torchrun's processes read
     progress.json      the trainer's latest TrainerReport
-    trainer.log        torchrun's output
+    trainer.log        the trainer's output
     checkpoints/       ep{E}-ba{B} folders and `latest`
     export/            the final Hugging Face export
 Re-running a run with the same name resumes from its latest checkpoint.
@@ -38,6 +43,7 @@ class LocalRun:
     state_root: Path
     tracking_uri: str
     artifact_root: str | None = None
+    dataset_root: Path | None = None  # an offline Hugging Face dataset mirror: ROOT/org/name
 
     @property
     def run_dir(self) -> Path:
@@ -119,7 +125,9 @@ def trainer_config(run: LocalRun, uid: str):
         run=RunIdentity(namespace=LOCAL_NAMESPACE, name=run.name, uid=uid),
         spec=run.spec,
         # <root>/<name>/checkpoints and <root>/<name>/export: both roots are the runs folder.
-        paths=TrainerPaths(checkpoint_root=runs, output_root=runs, pvc_mount_root=run.pvc_mount_root),
+        paths=TrainerPaths(
+            checkpoint_root=runs, output_root=runs, pvc_mount_root=run.pvc_mount_root, dataset_root=run.dataset_root
+        ),
         mlflow_tracking_uri=run.tracking_uri,
         mlflow_artifact_root=run.artifact_root,
         progress=ProgressTarget(kind="file", path=runs / run.name / "progress.json", min_interval_s=1.0),
@@ -145,10 +153,19 @@ def validate_data(run: LocalRun) -> list[str]:
     problems = []
     for path in filter(None, (spec.train_data_path, spec.eval_data_path)):
         try:
-            load_and_validate(DataConfig.from_rules(path, rules, pvc_mount_root=run.pvc_mount_root))
+            load_and_validate(
+                DataConfig.from_rules(path, rules, pvc_mount_root=run.pvc_mount_root, dataset_root=run.dataset_root)
+            )
         except DataValidationError as error:
             problems.append(str(error))
     return problems
+
+
+def trainer_command(config_path: Path, nproc: int) -> list[str]:
+    """A single process skips torchrun's launcher (an agent process and a rendezvous, seconds of start-up)."""
+    if nproc == 1:
+        return [sys.executable, "-m", "kubetune.trainer", "--config", str(config_path)]
+    return torchrun_command(config_path, nproc)
 
 
 def torchrun_command(config_path: Path, nproc: int) -> list[str]:
@@ -160,16 +177,28 @@ def torchrun_command(config_path: Path, nproc: int) -> list[str]:
 def run_local(run: LocalRun, printer: EventPrinter, register: Callable | None = None) -> LocalResult:
     """The whole run. `register` (default kubetune.registry.register_model) is called after training succeeds."""
     printer.event(EventType.CREATED.value, f"run {run.name}: {run.spec.model} on {run.spec.train_data_path}")
-    if run.spec.validate_inputs:
-        problems = validate_data(run)
-        if problems:
-            printer.event(EventType.FAILED.value, "\n".join(problems))
-            return LocalResult(False, problems=problems)
-    uid = run_uid(run.run_dir)
-    config = trainer_config(run, uid)
-    config_path = config.write(run.run_dir / "trainer.json")
-    config.progress.path.unlink(missing_ok=True)  # type: ignore[union-attr]
-    report = _train(run, config_path, config.progress.path, printer)  # type: ignore[arg-type]
+    config_path = run.run_dir / "trainer.json"
+    # The trainer's imports (torch, transformers: seconds) overlap the validation's own.
+    waiting = _launch(run, config_path, 1, wait_for_go=True) if process_count(run.spec) == 1 else None
+    try:
+        if run.spec.validate_inputs:
+            problems = validate_data(run)
+            if problems:
+                printer.event(EventType.FAILED.value, "\n".join(problems))
+                return LocalResult(False, problems=problems)
+        uid = run_uid(run.run_dir)
+        config = trainer_config(run, uid)
+        config.write(config_path)
+        config.progress.path.unlink(missing_ok=True)  # type: ignore[union-attr]
+        if waiting is not None:
+            process, waiting = _go(waiting), None
+        else:
+            process = _launch(run, config_path, process_count(run.spec))
+        report = _follow(run, process, config.progress.path, printer)  # type: ignore[arg-type]
+    finally:
+        if waiting is not None:  # never told to go (a problem, Ctrl-C): it has started nothing
+            waiting.terminate()
+            waiting.wait()
     if report is None or report.stage != TrainerStage.TRAIN_FINISHED:
         message = (report.message if report else None) or f"the trainer failed; see {run.run_dir / 'trainer.log'}"
         printer.event(EventType.FAILED.value, message)
@@ -177,23 +206,42 @@ def run_local(run: LocalRun, printer: EventPrinter, register: Callable | None = 
     return _register(run, uid, report, printer, register)
 
 
-def _train(run: LocalRun, config_path: Path, progress_path: Path, printer: EventPrinter) -> TrainerReport | None:
-    nproc = process_count(run.spec)
+def _launch(run: LocalRun, config_path: Path, nproc: int, wait_for_go: bool = False) -> subprocess.Popen:
+    """The trainer's process(es), their output appended to trainer.log. `wait_for_go`: one process that imports
+    the trainer, then waits for `_go` before reading its configuration."""
     env = {**os.environ, "PYTHONSAFEPATH": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.setdefault("OMP_NUM_THREADS", "1" if nproc > 1 else str(min(4, os.cpu_count() or 1)))
+    command = trainer_command(config_path, nproc) + (["--wait-for-go"] if wait_for_go else [])
+    run.run_dir.mkdir(parents=True, exist_ok=True)
     with open(run.run_dir / "trainer.log", "ab") as log:
-        process = subprocess.Popen(torchrun_command(config_path, nproc), stdout=log, stderr=subprocess.STDOUT, env=env)
-        printer.event(EventType.STARTED.value, f"torchrun with {nproc} process(es); log: {run.run_dir / 'trainer.log'}")
-        report = None
-        try:
-            while process.poll() is None:
-                report = _read_report(progress_path) or report
-                printer.progress(report)
-                time.sleep(POLL_INTERVAL_S)
-        except BaseException:  # Ctrl-C or a bug here: never leave the trainer running unattended
-            process.terminate()
-            process.wait()
-            raise
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE if wait_for_go else None, env=env
+        )
+
+
+def _go(process: subprocess.Popen) -> subprocess.Popen:
+    try:
+        process.stdin.write(b"go\n")  # type: ignore[union-attr]
+        process.stdin.close()  # type: ignore[union-attr]
+    except BrokenPipeError:  # it ended while importing: _follow reports its exit and log
+        pass
+    return process
+
+
+def _follow(run: LocalRun, process: subprocess.Popen, progress_path: Path, printer: EventPrinter) -> TrainerReport | None:
+    nproc = process_count(run.spec)
+    launcher = "the trainer (1 process)" if nproc == 1 else f"torchrun with {nproc} processes"
+    printer.event(EventType.STARTED.value, f"{launcher}; log: {run.run_dir / 'trainer.log'}")
+    report = None
+    try:
+        while process.poll() is None:
+            report = _read_report(progress_path) or report
+            printer.progress(report)
+            time.sleep(POLL_INTERVAL_S)
+    except BaseException:  # Ctrl-C or a bug here: never leave the trainer running unattended
+        process.terminate()
+        process.wait()
+        raise
     report = _read_report(progress_path) or report
     printer.progress(report)
     printer.close()

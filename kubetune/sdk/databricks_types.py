@@ -64,16 +64,21 @@ MODEL_COLUMNS = {"display_name": "Model Name", "name": "Input Name", "max_contex
 
 
 class CheckpointPath(str):
-    """A checkpoint's path (what Databricks' get_checkpoints returns), with Kubetune's name, step and epoch."""
+    """Where a checkpoint is (what Databricks' get_checkpoints returns: a path string): pvc://CLAIM/… in a
+    cluster, a local path in local mode. It also carries Kubetune's name, step, epoch, creation time and
+    `mlflow_uri` (runs:/…/checkpoints/<name>, where MLflow lists it); each of these forms is a customWeightsPath."""
 
     name: str
     step: int
     epoch: int | None
     created_at: datetime | None
+    mlflow_uri: str | None
 
     def __new__(cls, ref: CheckpointRef) -> CheckpointPath:
-        path = super().__new__(cls, ref.path)
+        path = super().__new__(cls, ref.location or ref.path)
         path.name, path.step, path.epoch, path.created_at = ref.name, ref.step, ref.epoch, ref.created_at
+        path.mlflow_uri = ref.mlflow_uri
+        path._ref = ref
         return path
 
     @property
@@ -81,8 +86,7 @@ class CheckpointPath(str):
         return str.__str__(self)
 
     def __reduce__(self) -> tuple:
-        return (CheckpointPath, (CheckpointRef(name=self.name, path=self.path, step=self.step, epoch=self.epoch,
-                                               created_at=self.created_at),))
+        return (CheckpointPath, (self._ref,))
 
 
 @dataclass

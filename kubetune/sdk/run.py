@@ -86,7 +86,7 @@ class TrainingRun:
         )
         state = run_status(status.get("phase"), suspended=suspended, training_started=started)
         checkpoints = [c for c in (_parse(CheckpointRef, c) for c in status.get("checkpoints") or []) if c]
-        save_folder = posixpath.dirname(checkpoints[0].path.rstrip("/")) if checkpoints else None
+        save_folder = posixpath.dirname((checkpoints[0].location or checkpoints[0].path).rstrip("/")) if checkpoints else None
         estimated_end = _estimated_end(state, progress, events)
         return cls(
             name=metadata.get("name", ""),

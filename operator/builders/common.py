@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubetune.api import API_VERSION, KIND
-from kubetune.api.locations import PVC_MOUNT_ROOT, claims
+from kubetune.api.locations import PVC_MOUNT_ROOT, Location, claims
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.operator import names
 from kubetune.operator.config import OperatorConfig
@@ -62,12 +62,13 @@ def container_security_context() -> Manifest:
     }
 
 
-def scratch_env() -> list[Manifest]:
-    """The root filesystem is read-only: caches and home live in the /tmp emptyDir."""
+def scratch_env(config: OperatorConfig) -> list[Manifest]:
+    """The root filesystem is read-only: caches and home live in the /tmp emptyDir. Offline, nothing asks the hub."""
     return [
         {"name": "HOME", "value": "/tmp"},
         {"name": "HF_HOME", "value": "/tmp/hf"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
+        *config.huggingface_datasets.env(),
     ]
 
 
@@ -77,10 +78,19 @@ def secret_env_from(config: OperatorConfig) -> list[Manifest]:
     return [{"secretRef": {"name": secret}}] if secret else []
 
 
-def input_volumes(spec: FineTuneRunSpec) -> tuple[list[Manifest], list[Manifest]]:
-    """Read-only volumes for every claim the run reads (data, model folder, custom weights), each mounted
-    at /mnt/data/<claim>, where every side reads pvc://CLAIM/path."""
-    names = claims(*spec.input_locations().values())
+def storage_env_from(spec: FineTuneRunSpec, pool_name: str, config: OperatorConfig) -> list[Manifest]:
+    """Object-store credentials by reference: the pool's storage Secret, then the run's (later envFrom wins).
+    Kubetune's MLflow Secret (secret_env_from) comes after both."""
+    pool_secret = config.pools[pool_name].storage_credentials_secret
+    run_secret = spec.storage_credentials.secret_name if spec.storage_credentials else None
+    return [{"secretRef": {"name": name}} for name in (pool_secret, run_secret) if name]
+
+
+def input_volumes(spec: FineTuneRunSpec, config: OperatorConfig) -> tuple[list[Manifest], list[Manifest]]:
+    """Read-only volumes for every claim the run reads (data, model folder, custom weights, the Hugging Face
+    dataset mirror when it reads a hub dataset), each mounted at /mnt/data/<claim>, where every side reads
+    pvc://CLAIM/path."""
+    names = claims(*spec.input_locations().values(), dataset_mirror(spec, config))
     volumes = [
         {"name": f"data-{i}", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
         for i, claim in enumerate(names)
@@ -90,6 +100,12 @@ def input_volumes(spec: FineTuneRunSpec) -> tuple[list[Manifest], list[Manifest]
         for i, claim in enumerate(names)
     ]
     return volumes, mounts
+
+
+def dataset_mirror(spec: FineTuneRunSpec, config: OperatorConfig) -> Location | None:
+    """The configured Hugging Face dataset mirror, when the run reads a hub dataset (org/name/split)."""
+    reads_hub_datasets = any(loc.kind == "huggingface" for loc in spec.input_locations().values())
+    return config.huggingface_datasets.mirror_location() if reads_hub_datasets else None
 
 
 def image_pull_secrets(config: OperatorConfig) -> list[Manifest]:

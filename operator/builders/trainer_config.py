@@ -36,6 +36,8 @@ def build_trainer_config(run: RunRef, spec: FineTuneRunSpec, config: OperatorCon
         paths=TrainerPaths(
             checkpoint_root=Path(mount),
             output_root=Path(mount),
+            checkpoint_location=f"pvc://{config.checkpoints.claim_name}",
+            dataset_root=config.huggingface_datasets.dataset_root(),
             pvc_mount_root=Path(PVC_MOUNT_ROOT),
         ),
         mlflow_tracking_uri=config.mlflow.tracking_uri,

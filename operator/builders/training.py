@@ -5,7 +5,7 @@ from kubetune.api.pod_template import PodTemplate
 from kubetune.api.pod_template_rules import TRAINER_CONTAINER
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.operator import names
-from kubetune.operator.builders import common
+from kubetune.operator.builders import common, kueue
 from kubetune.operator.builders.common import Manifest, RunRef
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.placement import Placement
@@ -74,14 +74,14 @@ def trainer_resources(placement: Placement) -> Manifest:
 
 
 def _trainer_container(run: RunRef, spec: FineTuneRunSpec, config: OperatorConfig, placement: Placement, attempt: int):
-    data_volumes, data_mounts = common.input_volumes(spec)
+    data_volumes, data_mounts = common.input_volumes(spec, config)
     container = {
         "name": TRAINER_CONTAINER,
         "image": config.images.trainer,
         "imagePullPolicy": config.images.pull_policy,
         "command": torchrun_command(run, placement, attempt),
-        "env": [*common.scratch_env(), *shutdown_env(placement)],
-        "envFrom": common.secret_env_from(config),
+        "env": [*common.scratch_env(config), *shutdown_env(placement)],
+        "envFrom": [*common.storage_env_from(spec, placement.pool_name, config), *common.secret_env_from(config)],
         "ports": [{"name": "rendezvous", "containerPort": names.RENDEZVOUS_PORT}],
         "resources": trainer_resources(placement),
         "securityContext": common.container_security_context(),
@@ -181,11 +181,6 @@ def _merge_trainer(ours: Manifest, theirs: Manifest) -> Manifest:
     return merged
 
 
-def queue_name(run_labels: dict[str, str], config: OperatorConfig) -> str | None:
-    """The run's own Kueue label wins over the configured default queue."""
-    return run_labels.get(names.KUEUE_QUEUE_LABEL) or config.kueue.queue_name
-
-
 def build_training_job(
     run: RunRef,
     spec: FineTuneRunSpec,
@@ -193,13 +188,14 @@ def build_training_job(
     placement: Placement,
     attempt: int,
     queue: str | None = None,
+    priority: str | None = None,
 ) -> Manifest:
-    """backoffLimit 0 and a failing podFailurePolicy: any failure fails the Job and the operator owns retries."""
-    extra = {names.KUEUE_QUEUE_LABEL: queue} if queue else {}
-    return {
+    """backoffLimit 0 and a failing podFailurePolicy: any failure fails the Job and the operator owns retries.
+    With a Kueue queue it is created suspended with Kueue's labels (builders.kueue)."""
+    job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": common.metadata(run, names.training_job(run.name, attempt), names.TRAINER, attempt, **extra),
+        "metadata": common.metadata(run, names.training_job(run.name, attempt), names.TRAINER, attempt),
         "spec": {
             "completionMode": "Indexed",
             "completions": placement.nodes,
@@ -211,8 +207,7 @@ def build_training_job(
                     {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [0]}},
                 ]
             },
-            # Kueue admits a suspended Job by unsuspending it once the queue has room.
-            "suspend": bool(queue),
             "template": build_training_pod_template(run, spec, config, placement, attempt),
         },
     }
+    return kueue.queued(job, queue, priority)

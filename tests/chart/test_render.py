@@ -41,6 +41,7 @@ def test_defaults_render_cluster_wide_operator(render):
     objects = render()
     assert {o["kind"] for o in objects} == {
         "ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "Deployment", "ClusterKopfPeering", "Service",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
     }
     config = operator_config(objects)
     assert config.namespaces == [] and config.defaults.pool in config.pools

@@ -40,6 +40,13 @@ def kube_api(kube_api, crd_installed):
 
 @pytest.fixture(scope="session")
 def operator_config(tmp_path_factory, mlflow_uri) -> Path:
+    path = tmp_path_factory.mktemp("operator") / "operator.yaml"
+    path.write_text(yaml.safe_dump(operator_config_data(mlflow_uri)))
+    return path
+
+
+def operator_config_data(mlflow_uri: str) -> dict:
+    """examples/operator-config.yaml with short intervals and the test MLflow (tests/kueue adds to it)."""
     config = yaml.safe_load((REPO / "examples" / "operator-config.yaml").read_text())
     config["mlflow"]["trackingUri"] = mlflow_uri
     config["reconcile"] = {
@@ -49,9 +56,7 @@ def operator_config(tmp_path_factory, mlflow_uri) -> Path:
     }
     config["defaults"]["restartBackoff"] = {"initialSeconds": 1, "maxSeconds": 2}
     config["access"] = ALLOW_EVERY_TARGET  # tests/operator/test_access.py puts the real default back
-    path = tmp_path_factory.mktemp("operator") / "operator.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return config
 
 
 def with_resync(operator_config: Path, seconds: float, folder: Path, **defaults) -> Path:

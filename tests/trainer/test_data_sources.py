@@ -77,7 +77,7 @@ def test_huggingface_dataset_through_load_dataset_from_a_mirror(tmp_path):
 
 
 def test_huggingface_dataset_missing_from_the_mirror(tmp_path):
-    with pytest.raises(DataValidationError, match="dataset acme/none not found under"):
+    with pytest.raises(DataValidationError, match="dataset acme/none is not in the mirror"):
         load_and_validate(DataConfig("acme/none/train", CHAT, 128, dataset_root=tmp_path))
 
 

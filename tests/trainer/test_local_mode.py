@@ -89,3 +89,38 @@ def test_a_bad_manifest_fails_naming_file_and_line(tmp_path):
     assert result.returncode != 0
     assert f"{manifest}:9: spec.trainingDuration" in result.stderr
     assert not (tmp_path / "runs").exists()  # nothing started
+
+
+def test_one_process_runs_the_trainer_directly_and_more_run_under_torchrun(tmp_path):
+    from kubetune.local.runner import trainer_command
+
+    config = tmp_path / "trainer.json"
+    assert trainer_command(config, 1) == [sys.executable, "-m", "kubetune.trainer", "--config", str(config)]
+    several = trainer_command(config, 2)
+    assert "--nproc-per-node=2" in several and several[-4:] == ["-m", "kubetune.trainer", "--config", str(config)]
+    assert "torchrun" in several[0] or several[1:3] == ["-m", "torch.distributed.run"]
+
+
+def test_a_waiting_trainer_starts_nothing_unless_told_go(tmp_path):
+    """`--wait-for-go` (local mode starts the trainer while it validates): anything but `go` ends it with 0
+    before it reads its configuration (here a file that does not exist) or starts a run."""
+    command = [sys.executable, "-m", "kubetune.trainer", "--config", str(tmp_path / "absent.json"), "--wait-for-go"]
+    stopped = subprocess.run(command, input="", capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    told = subprocess.run(command, input="go\n", capture_output=True, text=True, timeout=120)
+    assert told.returncode != 0 and "absent.json" in told.stderr  # it went on to read the configuration
+
+
+@pytest.mark.trainer
+def test_bad_data_stops_the_waiting_trainer_before_it_starts_anything(tmp_path):
+    manifest = small_quickstart(tmp_path / "project")
+    with open(tmp_path / "project" / "data" / "train.jsonl", "a") as data:
+        data.write('{"messages": [{"role": "user", "content": "no answer"}]}\n')
+    state = tmp_path / "state"
+    state.mkdir()
+    result = kubetune_run(manifest, state, tracking_uri=None, timeout=180)
+    assert result.returncode != 0
+    assert "FAILED" in result.stdout and "train.jsonl:49" in result.stdout, result.stdout
+    run_dir = state / "runs" / "quickstart"
+    assert not (run_dir / "progress.json").exists() and not (run_dir / "checkpoints").exists()
+    assert not (state / "mlflow.db").exists()  # no MLflow run either

@@ -47,9 +47,37 @@ def test_custom_weights_forms(value, kind, resolved):
     assert checkpoints.custom_weights_path(value, "/ck") == Path(resolved)
 
 
-def test_object_store_custom_weights_are_refused_with_the_field():
-    with pytest.raises(checkpoints.CheckpointNotFoundError, match="spec.customWeightsPath"):
-        checkpoints.custom_weights_path("s3://bucket/ckpt", "/ck")
+@pytest.mark.parametrize("value, run_id, name", [
+    ("runs:/0a1b2c", "0a1b2c", None),
+    ("runs:/0a1b2c/checkpoints", "0a1b2c", None),
+    ("runs:/0a1b2c/checkpoints/latest", "0a1b2c", None),
+    ("runs:/0a1b2c/checkpoints/ep2-ba300", "0a1b2c", "ep2-ba300"),
+])
+def test_mlflow_checkpoint_references(value, run_id, name):
+    location = locations.parse_custom_weights(value)
+    assert (location.kind, location.run_id, location.name) == ("mlflow_run", run_id, name)
+
+
+@pytest.mark.parametrize("value", ["runs:/", "runs:/0a1b/model", "runs:/0a1b/checkpoints/ep2", "runs:/a b"])
+def test_mlflow_references_to_anything_but_a_checkpoint_are_refused_with_the_forms(value):
+    with pytest.raises(ValueError, match=r"runs:/RUN_ID/checkpoints/ep\{E\}-ba\{B\}"):
+        locations.parse_custom_weights(value)
+
+
+def test_object_store_custom_weights_that_cannot_be_read_are_the_users_error_naming_the_field(monkeypatch):
+    """Read through fsspec (tests/trainer/test_object_store_inputs.py reads them from a real S3 server); a store
+    that does not answer is a CheckpointNotFoundError naming the field and the URI, not a traceback."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    from s3fs import S3FileSystem
+
+    try:
+        with pytest.raises(checkpoints.CheckpointNotFoundError, match="spec.customWeightsPath: s3://unreachable/ckpt: cannot read it"):
+            checkpoints.custom_weights_path("s3://unreachable/ckpt", "/ck")
+    finally:
+        S3FileSystem.clear_instance_cache()  # fsspec keeps the client, made for this environment, per process
 
 
 def test_every_pvc_input_is_one_read_only_mount_in_validation_and_training_pods():
@@ -148,11 +176,10 @@ def test_no_kubeconfig_and_no_cluster_is_a_clear_error(tmp_path, monkeypatch):
         kube_client.connect()
 
 
-def test_object_store_custom_weights_and_an_empty_hub_id_are_refused_at_admission():
+def test_object_store_custom_weights_are_accepted_and_an_empty_hub_id_is_refused_at_admission():
     from kubetune.api.errors import SpecError
 
-    with pytest.raises(SpecError, match="spec.customWeightsPath: checkpoints on an object store are not supported"):
-        FineTuneRunSpec.parse(make_spec(customWeightsPath="s3://bucket/ckpt"))
+    assert FineTuneRunSpec.parse(make_spec(customWeightsPath="s3://bucket/ckpt")).custom_weights_path == "s3://bucket/ckpt"
     with pytest.raises(SpecError, match="spec.model: must be a supported model"):
         FineTuneRunSpec.parse(make_spec(model="hf://"))
 

@@ -7,7 +7,8 @@ from kubetune.api.spec import FineTuneRunSpec
 from kubetune.operator.builders.access import build_report_config_map, build_role, build_role_binding, build_service_account
 from kubetune.operator.builders.storage import build_checkpoint_claim
 from kubetune.operator.builders.trainer_config import build_trainer_config, build_trainer_config_map, resolve_custom_weights
-from kubetune.operator.builders.training import build_training_job, build_workers_service, merge_pod_template, queue_name
+from kubetune.operator.builders.kueue import queue_name
+from kubetune.operator.builders.training import build_training_job, build_workers_service, merge_pod_template
 from kubetune.operator.builders.validation import build_validation_job
 from kubetune.operator.placement import resolve_placement
 from kubetune.api.trainer_config import TrainerConfig
@@ -235,6 +236,49 @@ def test_validation_checks_custom_weights_before_any_gpu(weights, reads_checkpoi
         assert mount == {"name": "checkpoints", "mountPath": "/checkpoints", "readOnly": True}
 
 
+def test_validation_asks_the_configured_mlflow_server_about_a_runs_reference_for_the_runs_namespace():
+    config = CONFIG.model_copy(update={"mlflow": CONFIG.mlflow.model_copy(update={"tracking_uri": "http://mlflow:5000"})})
+    spec = FineTuneRunSpec.parse(make_spec(customWeightsPath="runs:/0a1b2c/checkpoints/ep1-ba5"))
+    pod = build_validation_job(REF, spec, config)["spec"]["template"]["spec"]
+    command = next(c["command"] for c in pod["containers"] if c["name"] == "validate-weights")
+    assert command == ["kubetune", "validate-weights", "runs:/0a1b2c/checkpoints/ep1-ba5", "--checkpoint-root", "/checkpoints",
+                       "--namespace", REF.namespace, "--mlflow-tracking-uri", "http://mlflow:5000"]
+    assert any(v["name"] == "checkpoints" for v in pod["volumes"])  # the referenced run's folder is on that volume
+
+
 def test_no_weights_container_without_custom_weights():
     pod = build_validation_job(REF, FineTuneRunSpec.parse(make_spec()), CONFIG)["spec"]["template"]["spec"]
     assert "validate-weights" not in [c["name"] for c in pod["containers"]]
+
+
+class TestHuggingFaceDatasetMirror:
+    CONFIG = make_config(huggingfaceDatasets={"mirror": "pvc://hf-mirror/datasets", "offline": True})
+
+    def pods(self, train_data_path):
+        spec = FineTuneRunSpec.parse(make_spec(trainDataPath=train_data_path))
+        validation = build_validation_job(REF, spec, self.CONFIG)["spec"]["template"]["spec"]
+        training = build_training_job(REF, spec, self.CONFIG, resolve_placement(spec.compute, self.CONFIG), 0)["spec"]["template"]["spec"]
+        return spec, validation, training
+
+    def test_a_hub_dataset_is_read_from_the_mirror_mounted_read_only_and_nothing_asks_the_hub(self):
+        spec, validation, training = self.pods("acme/chats/train")
+        for pod in (validation, training):
+            [volume] = [v for v in pod["volumes"] if v.get("persistentVolumeClaim", {}).get("claimName") == "hf-mirror"]
+            assert volume["persistentVolumeClaim"]["readOnly"] is True
+            container = pod["containers"][0]
+            assert {"name": "HF_DATASETS_OFFLINE", "value": "1"} in container["env"]
+            assert {"name": volume["name"], "mountPath": "/mnt/data/hf-mirror", "readOnly": True} in container["volumeMounts"]
+        command = next(c["command"] for c in validation["containers"] if c["name"] == "validate-train")
+        assert command[-2:] == ["--dataset-root", "/mnt/data/hf-mirror/datasets"]
+        trainer = build_trainer_config(REF, spec, self.CONFIG, 0)
+        assert str(trainer.paths.dataset_root) == "/mnt/data/hf-mirror/datasets"
+
+    def test_runs_that_read_no_hub_dataset_do_not_mount_the_mirror(self):
+        _, validation, training = self.pods("pvc://datasets/train.jsonl")
+        for pod in (validation, training):
+            assert all(v.get("persistentVolumeClaim", {}).get("claimName") != "hf-mirror" for v in pod["volumes"])
+        assert "--dataset-root" not in next(c["command"] for c in validation["containers"] if c["name"] == "validate-train")
+
+    def test_the_mirror_must_be_a_claim(self):
+        with pytest.raises(ValueError, match="must be pvc://CLAIM/path"):
+            make_config(huggingfaceDatasets={"mirror": "/data/hf"})

@@ -69,6 +69,15 @@ def test_a_checkpoint_is_its_path_string_with_kubetune_extras():
         assert again == path and again.step == 20
 
 
+def test_a_checkpoint_says_where_it_is_for_a_user_and_where_mlflow_lists_it():
+    ref = CheckpointRef.model_validate({**CHECKPOINTS[1], "location": "pvc://kubetune-checkpoints/r/checkpoints/ep2-ba20",
+                                        "mlflowUri": "runs:/abc/checkpoints/ep2-ba20"})
+    path = CheckpointPath(ref)
+    assert path == "pvc://kubetune-checkpoints/r/checkpoints/ep2-ba20"  # a customWeightsPath, unlike the pod's mount path
+    assert path.mlflow_uri == "runs:/abc/checkpoints/ep2-ba20"
+    assert pickle.loads(pickle.dumps(path)).mlflow_uri == path.mlflow_uri
+
+
 def test_object_lists_are_lists_with_databricks_helpers():
     runs = ObjectList([TrainingRun(name="a", status=RunStatus.RUNNING)], {"name": "Name", "run_progress": "Status"})
     assert runs == [runs[0]] and runs.data is runs

@@ -9,6 +9,7 @@ from jinja2.exceptions import TemplateError
 
 from kubetune.api.data_rules import DataRules, data_rules
 from kubetune.api.locations import PVC_MOUNT_ROOT, parse_model
+from kubetune.api.object_store import ObjectStoreError, stage_folder
 
 
 def tokenizer_accepts_system_role(tokenizer) -> bool:
@@ -32,9 +33,16 @@ def rules_for(
 
 
 def model_folder(model: str, pvc_mount_root: Path | str = PVC_MOUNT_ROOT) -> Path | None:
-    """The local folder `model` names (pvc://, a path, or an existing relative folder); None for hub ids and
-    object stores. Raises ValueError for a form that is no model."""
+    """The local folder `model` names (pvc://, a path, or an existing relative folder; for an object store, a
+    staged copy of its config and tokenizer, without the weights); None for hub ids. Raises ValueError for a
+    form that is no model or an object-store folder that cannot be read."""
     if Path(model).is_dir():  # on a workstation a relative folder needs no ./
         return Path(model)
-    return parse_model(model).local_path(pvc_mount_root)
+    location = parse_model(model)
+    if location.kind == "object_store":
+        try:
+            return stage_folder(model, weights=False)
+        except ObjectStoreError as error:
+            raise ValueError(str(error)) from None
+    return location.local_path(pvc_mount_root)
 

@@ -2,7 +2,7 @@
 
 One reader per form: JSONL and `.txt` files through fsspec (local paths, `file://`,
 object stores, and PVCs resolved against the operator's mount root), Hugging Face
-datasets through `datasets.load_dataset`, and Delta tables through delta-rs.
+datasets and save_to_disk folders (hf_datasets), and Delta tables through delta-rs.
 Every record keeps its origin (file and 1-based line or row) for error messages.
 """
 
@@ -10,11 +10,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import fsspec
-
 from kubetune.api.locations import PVC_MOUNT_ROOT, Location
+from kubetune.api.object_store import filesystem, read_errors
 from kubetune.api.spec import TaskType
 
+from .hf_datasets import drop_nulls, read_hf_dataset, read_saved_dataset, saved_dataset_kind
 from .records import Origin, RawRecord
 from .validation import DataProblem, DataValidationError
 
@@ -39,10 +39,18 @@ def read_records(
     if location.kind == "huggingface":
         return read_hf_dataset(location, dataset_root=dataset_root, cache_dir=hf_cache_dir)
     url = resolve_url(location, pvc_mount_root)
-    fs, path = fsspec.core.url_to_fs(url)
-    if fs.isdir(path) and fs.exists(f"{path.rstrip('/')}/{DELTA_LOG}"):
-        return read_delta_table(url, display=location.uri)
-    return _read_files(fs, _data_files(fs, path, location.uri, task_type), task_type)
+    try:
+        fs, path = filesystem(url)
+        if fs.isdir(path) and fs.exists(f"{path.rstrip('/')}/{DELTA_LOG}"):
+            return read_delta_table(url, display=location.uri)
+        saved = saved_dataset_kind(fs, path) if fs.isdir(path) else None
+        if saved is not None:
+            return read_saved_dataset(url, saved, None, display=location.uri)
+        files = _data_files(fs, path, location.uri, task_type)
+    except read_errors() as err:  # no access, no such bucket, no fsspec implementation: the user's to fix
+        reason = str(err).removeprefix(f"{url}: ")  # kubetune.api.object_store's errors name the URI first
+        raise _location_error(location.uri, reason if reason.startswith("cannot read") else f"cannot read it: {reason}") from err
+    return _read_files(fs, files, task_type)
 
 
 def resolve_url(location: Location, pvc_mount_root: Path) -> str:
@@ -122,40 +130,7 @@ def read_delta_table(url: str, *, display: str) -> Iterator[RawRecord]:
     for batch in table.to_batches():
         for value in batch.to_pylist():
             row += 1
-            yield RawRecord(Origin(display, row), _drop_nulls(value))
-
-
-def read_hf_dataset(
-    location: Location, *, dataset_root: Path | None, cache_dir: Path | None
-) -> Iterator[RawRecord]:
-    """Rows of a Hugging Face dataset split, through the same `load_dataset` call whether hub or mirror."""
-    import datasets
-
-    path = location.repo
-    if dataset_root is not None:
-        mirror = Path(dataset_root) / location.repo
-        if not mirror.is_dir():
-            raise _location_error(location.uri, f"dataset {location.repo} not found under {dataset_root}")
-        path = str(mirror)
-    try:
-        dataset = datasets.load_dataset(path, split=location.split, cache_dir=str(cache_dir) if cache_dir else None)
-    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
-        raise _location_error(location.uri, f"dataset not found: {err}") from err
-    except datasets.exceptions.DatasetGenerationError as err:  # e.g. files whose columns differ
-        raise _location_error(location.uri, f"cannot read the dataset: {err.__cause__ or err}") from err
-    except ValueError as err:  # an unknown split or a malformed split expression
-        raise _location_error(location.uri, str(err)) from err
-    for row, value in enumerate(dataset, start=1):
-        yield RawRecord(Origin(location.uri, row), _drop_nulls(value))
-
-
-def _drop_nulls(value: object) -> object:
-    """Columnar formats give every row every column; a null there means the key was absent."""
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
+            yield RawRecord(Origin(display, row), drop_nulls(value))
 
 
 def _location_error(display: str, rule: str) -> DataValidationError:

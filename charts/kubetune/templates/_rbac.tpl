@@ -70,4 +70,8 @@ the operator does not use. Each rule's comment is its reason there.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "list"]
+# why Kueue holds a queued Job: its Workload's conditions
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloads"]
+  verbs: ["list"]
 {{- end -}}
