@@ -11,9 +11,9 @@ its validation of the data, what comes after it the trainer process's start-up.
 """
 
 import argparse
+import importlib.util
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -22,24 +22,17 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def quickstart_copy(folder: Path) -> Path:
-    examples = REPO_ROOT / "examples"
-    shutil.copytree(examples / "models" / "tiny-llama", folder / "models" / "tiny-llama")
-    (folder / "data").mkdir()
-    for name, lines in (("train.jsonl", 48), ("eval.jsonl", 6)):
-        text = (examples / "data" / name).read_text().splitlines(keepends=True)[:lines]
-        (folder / "data" / name).write_text("".join(text))
-    manifest = yaml.safe_load((examples / "quickstart.yaml").read_text())
-    manifest["spec"].update(trainingDuration="1ep", contextLength=128)
-    manifest["spec"].pop("evalPrompts", None)
-    path = folder / "quickstart.yaml"
-    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return path
+    """The tests' quickstart project (tests/helpers/data.py, loaded by path: PYTHONSAFEPATH keeps tests/ off
+    sys.path), without eval prompts: generation is not start-up."""
+    spec = importlib.util.spec_from_file_location("test_data_helpers", REPO_ROOT / "tests/helpers/data.py")
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    return helpers.small_quickstart(folder, evalPrompts=None)
 
 
 def one_run() -> dict:

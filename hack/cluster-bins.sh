@@ -23,15 +23,8 @@ CLUSTER_DIR="${CLUSTER_DIR:-$ROOT/.cluster}"
 BIN="$CLUSTER_DIR/bin"
 MODDIR="$ROOT/hack/kubebin"
 
-if [[ -z "${GO:-}" ]]; then
-  if command -v go >/dev/null 2>&1; then GO="$(command -v go)"
-  elif [[ -x /usr/local/go/bin/go ]]; then GO=/usr/local/go/bin/go
-  else GO=""; fi
-fi
-
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-export GOFLAGS="${GOFLAGS:--trimpath}"
-export CGO_ENABLED="${CGO_ENABLED:-0}"
+# shellcheck source=go-env.sh
+source "$ROOT/hack/go-env.sh"
 LDFLAGS="-s -w"
 
 log() { printf '[cluster-bins] %s\n' "$*" >&2; }

@@ -42,6 +42,7 @@ from kubetune.api.progress import TrainerReport
 from kubetune.api.status import Phase
 from kubetune.operator import conditions, kube, names, status_io, usage
 from kubetune.operator.builders.common import RunRef
+from kubetune.operator.child_changes import ChildChanges
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.kueue import KueueDiscovery
 from kubetune.operator.logs import run_logger
@@ -62,6 +63,7 @@ _kueue: KueueDiscovery | None = None  # set by build_registry: whether the clust
 _indexes: dict[str, kopf.Index] = {}
 _created_jobs: dict[tuple[str, str], set[str]] = {}  # Jobs this process created that an index has not shown yet
 _settled: dict[tuple[str, str], str] = {}  # resourceVersion of a status write that needs no reconcile after it
+_child_changes = ChildChanges()  # Job and pod events that change nothing a decision reads cost no reconcile
 CHILD_LABELS = {names.RUN_LABEL: kopf.PRESENT, names.MANAGED_BY_LABEL: names.MANAGED_BY}
 REPORT_LABELS = {**CHILD_LABELS, names.COMPONENT_LABEL: names.REPORT}
 QUIET_HANDLERS = ("resync", "registration", "job_changed", "pod_changed", "report_changed")  # success not logged
@@ -335,12 +337,14 @@ def build_registry(config: OperatorConfig, api: ApiClient) -> kopf.OperatorRegis
             reconcile_now(api, config, namespace, name, logger)
 
     @kopf.on.event("batch", "v1", "jobs", id="job_changed", labels=CHILD_LABELS, registry=registry)
-    def job_changed(labels, namespace, logger, **_):
-        follow_child(api, config, namespace, labels[names.RUN_LABEL], logger)
+    def job_changed(type, body, labels, namespace, logger, **_):
+        if _child_changes.job_changed(type, body):
+            follow_child(api, config, namespace, labels[names.RUN_LABEL], logger)
 
     @kopf.on.event("v1", "pods", id="pod_changed", labels=CHILD_LABELS, registry=registry)
-    def pod_changed(labels, namespace, logger, **_):
-        follow_child(api, config, namespace, labels[names.RUN_LABEL], logger)
+    def pod_changed(type, body, labels, namespace, logger, **_):
+        if _child_changes.pod_changed(type, body):
+            follow_child(api, config, namespace, labels[names.RUN_LABEL], logger)
 
     @kopf.on.event("v1", "configmaps", id="report_changed", labels=REPORT_LABELS, registry=registry)
     def report_changed(labels, namespace, logger, **_):

@@ -98,13 +98,35 @@ def custom_weights_path(value: str, checkpoint_root: Path | str, pvc_mount_root:
     if location.kind == "run_name":
         return run_checkpoint_dir(checkpoint_root, value) / LATEST
     if location.kind == "object_store":  # copied once to a local staging folder (kubetune.api.object_store)
-        from kubetune.api.object_store import ObjectStoreError, checkpoint_folder, stage_folder
+        from kubetune.api.object_store import ObjectStoreError, stage_folder
 
         try:
-            return stage_folder(checkpoint_folder(value))
+            return stage_folder(_object_store_checkpoint(value))
         except ObjectStoreError as error:
             raise CheckpointNotFoundError(f"spec.customWeightsPath: {error}") from None
     return location.local_path(pvc_mount_root)  # type: ignore[return-value]
+
+
+def _object_store_checkpoint(uri: str) -> str:
+    """The checkpoint a customWeightsPath on an object store names, read as a local one is: a checkpoint folder
+    (with COMPLETE), a run's `latest` file, or the folder holding `latest`."""
+    from kubetune.api.object_store import ObjectStoreError, filesystem, read_error, read_errors
+
+    fs, path = filesystem(uri)
+    path = path.rstrip("/")
+    try:
+        if path.rsplit("/", 1)[-1] == LATEST and fs.isfile(path):
+            path = f"{path.rsplit('/', 1)[0]}/{fs.cat_file(path).decode().strip()}"
+        elif fs.isdir(path) and not fs.exists(f"{path}/{COMPLETE_MARKER}") and fs.isfile(f"{path}/{LATEST}"):
+            path = f"{path}/{fs.cat_file(f'{path}/{LATEST}').decode().strip()}"
+        complete = fs.exists(f"{path}/{COMPLETE_MARKER}")
+    except read_errors() as error:
+        raise read_error(uri, error) from None
+    if not complete:
+        raise ObjectStoreError(
+            f"{uri}: no complete checkpoint there (a folder like ep2-ba300 with a {COMPLETE_MARKER} marker, or a run's `{LATEST}`)"
+        )
+    return fs.unstrip_protocol(path)
 
 
 def resolve_custom_weights(

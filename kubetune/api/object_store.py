@@ -17,7 +17,6 @@ from pathlib import Path
 # The fsspec implementation each scheme needs, for the one-line error when it is not installed.
 FSSPEC_PACKAGES = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "abfs": "adlfs", "abfss": "adlfs", "az": "adlfs"}
 STAGING_ENV = "KUBETUNE_STAGING_DIR"  # where staged copies go; default: <tmp>/kubetune-staging
-_COMPLETE, _LATEST = "COMPLETE", "latest"  # kubetune.api.checkpoints' layout (it imports this module lazily)
 _MODEL_FILES_WITHOUT_WEIGHTS = (".json", ".model", ".txt", ".jinja")
 
 
@@ -64,7 +63,7 @@ def stage_folder(uri: str, *, weights: bool = True, root: Path | None = None) ->
             raise ObjectStoreError(f"{uri}: no such folder")
         files = [f for f in fs.find(path) if weights or f.endswith(_MODEL_FILES_WITHOUT_WEIGHTS)]
     except read_errors() as error:
-        raise _read_error(uri, error) from None
+        raise read_error(uri, error) from None
     root = root or staging_root()
     target = root / f"{hashlib.sha256(uri.encode()).hexdigest()[:16]}{'' if weights else '-light'}"
     if target.is_dir():
@@ -81,29 +80,12 @@ def stage_folder(uri: str, *, weights: bool = True, root: Path | None = None) ->
         shutil.rmtree(temporary, ignore_errors=True)
         if target.is_dir():  # another process on this node staged it first
             return target
-        raise _read_error(uri, error) from None
+        raise read_error(uri, error) from None
     return target
 
 
-def checkpoint_folder(uri: str) -> str:
-    """The checkpoint a customWeightsPath on an object store names, read as kubetune.api.checkpoints reads a
-    local one: a checkpoint folder (with COMPLETE), a run's `latest` file, or the folder holding `latest`."""
-    fs, path = filesystem(uri)
-    path = path.rstrip("/")
-    try:
-        if path.rsplit("/", 1)[-1] == _LATEST and fs.isfile(path):
-            path = f"{path.rsplit('/', 1)[0]}/{fs.cat_file(path).decode().strip()}"
-        elif fs.isdir(path) and not fs.exists(f"{path}/{_COMPLETE}") and fs.isfile(f"{path}/{_LATEST}"):
-            path = f"{path}/{fs.cat_file(f'{path}/{_LATEST}').decode().strip()}"
-        complete = fs.exists(f"{path}/{_COMPLETE}")
-    except read_errors() as error:
-        raise _read_error(uri, error) from None
-    if not complete:
-        raise ObjectStoreError(f"{uri}: no complete checkpoint there (a folder like ep2-ba300 with a COMPLETE marker, or a run's `latest`)")
-    return fs.unstrip_protocol(path)
-
-
-def _read_error(uri: str, error: Exception) -> ObjectStoreError:
+def read_error(uri: str, error: Exception) -> ObjectStoreError:
+    """`error`, raised reading `uri`, as one line naming the location."""
     if isinstance(error, ObjectStoreError):
         return error
     reason = "no such object" if isinstance(error, FileNotFoundError) else f"{type(error).__name__}: {error}"

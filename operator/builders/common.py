@@ -5,6 +5,7 @@ from typing import Any
 
 from kubetune.api import API_VERSION, KIND
 from kubetune.api.locations import PVC_MOUNT_ROOT, Location, claims
+from kubetune.api.errors import SpecProblem
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.operator import names
 from kubetune.operator.config import OperatorConfig
@@ -119,3 +120,12 @@ def placement_fields(node_selector: dict[str, str], tolerations: list[Any]) -> M
     if tolerations:
         fields["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in tolerations]
     return fields
+
+
+def allow_list_problems(field: str, wanted: str | None, allowed: list[str], what: str, setting: str) -> list[SpecProblem]:
+    """`wanted` (None: not asked for) must be one of `allowed`, the operator configuration's `setting`; an
+    empty list allows none."""
+    if wanted is None or wanted in allowed:
+        return []
+    choice = f"one of {sorted(allowed)}" if allowed else f"unset: this operator allows no {what}"
+    return [SpecProblem(field, f"must be {choice} (the operator configuration's {setting})", wanted)]

@@ -4,7 +4,7 @@ unsuspending it (so Kueue's Job webhook, which would suspend it, is not needed).
 
 from kubetune.api.errors import SpecError, SpecProblem
 from kubetune.operator import names
-from kubetune.operator.builders.common import Manifest
+from kubetune.operator.builders.common import Manifest, allow_list_problems
 from kubetune.operator.config import OperatorConfig
 
 PRIORITY_FIELD = f"metadata.labels[{names.KUEUE_PRIORITY_LABEL}]"
@@ -45,13 +45,10 @@ def queued(job: Manifest, queue: str | None, priority: str | None) -> Manifest:
 def priority_problems(run_labels: dict[str, str], config: OperatorConfig) -> list[SpecProblem]:
     """A run's WorkloadPriorityClass label must be one the configuration allows (priority decides who Kueue
     preempts, so a namespace must not grant itself any)."""
-    wanted = run_labels.get(names.KUEUE_PRIORITY_LABEL)
-    allowed = config.kueue.allowed_priority_classes
-    if wanted is None or wanted in allowed:
-        return []
-    choice = f"one of {sorted(allowed)}" if allowed else "unset: this operator allows no WorkloadPriorityClass label"
-    rule = f"must be {choice} (the operator configuration's kueue.allowedPriorityClasses)"
-    return [SpecProblem(PRIORITY_FIELD, rule, wanted)]
+    return allow_list_problems(
+        PRIORITY_FIELD, run_labels.get(names.KUEUE_PRIORITY_LABEL), config.kueue.allowed_priority_classes,
+        "WorkloadPriorityClass label", "kueue.allowedPriorityClasses",
+    )
 
 
 def check_priority(run_labels: dict[str, str], config: OperatorConfig) -> None:

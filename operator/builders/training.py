@@ -133,12 +133,10 @@ def pod_template_problems(template: PodTemplate | None, config: OperatorConfig) 
     """What the run's podTemplate asks that this operator's configuration does not allow (the fixed allow-list
     is the spec's own: kubetune.api.pod_template)."""
     priority = template.spec.priority_class_name if template and template.spec else None
-    allowed = config.pod_template.allowed_priority_classes
-    if priority is None or priority in allowed:
-        return []
-    choice = f"one of {sorted(allowed)}" if allowed else "unset: this operator allows no priority class"
-    rule = f"must be {choice} (the operator configuration's podTemplate.allowedPriorityClasses)"
-    return [SpecProblem(PRIORITY_FIELD, rule, priority)]
+    return common.allow_list_problems(
+        PRIORITY_FIELD, priority, config.pod_template.allowed_priority_classes, "priority class",
+        "podTemplate.allowedPriorityClasses",
+    )
 
 
 def check_pod_template(spec: FineTuneRunSpec, config: OperatorConfig) -> None:

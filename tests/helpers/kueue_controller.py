@@ -23,13 +23,13 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from helpers import cluster
+from helpers.health import wait_healthy
 from helpers.mlflow_server import free_port
 
 GROUP, VERSION = "kueue.x-k8s.io", "v1beta2"
@@ -109,20 +109,11 @@ class KueueController:
         )
         log.close()
         ready = f"http://{self.config['health']['healthProbeBindAddress']}/readyz"
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError(f"kueue exited with {self.process.returncode}:\n{self.logs()[-4000:]}")
-            try:
-                with urllib.request.urlopen(ready, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()  # the fixture never reaches its teardown
-                raise AssertionError(f"kueue not ready after {timeout} s:\n{self.logs()[-4000:]}")
-            time.sleep(0.5)
+        try:
+            wait_healthy(ready, lambda: self.process.poll() is not None, self.logs, timeout=timeout, what="kueue")
+        except AssertionError:
+            self.stop()  # the fixture never reaches its teardown
+            raise
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,13 +1,12 @@
 """`kubetune run FILE --local` as a user runs it: a real CLI process, real torchrun, a real MLflow server."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
+from helpers import data
 from kubetune.api.mlflow_tags import RUN_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,18 +24,8 @@ def kubetune_run(manifest: Path, state_dir: Path, tracking_uri: str | None, time
 
 
 def small_quickstart(folder: Path) -> Path:
-    """The quickstart manifest with its model and a slice of its data copied next to it (relative paths)."""
-    examples = REPO_ROOT / "examples"
-    shutil.copytree(examples / "models" / "tiny-llama", folder / "models" / "tiny-llama")
-    (folder / "data").mkdir()
-    for name, lines in (("train.jsonl", 48), ("eval.jsonl", 6)):
-        text = (examples / "data" / name).read_text().splitlines(keepends=True)[:lines]
-        (folder / "data" / name).write_text("".join(text))
-    manifest = yaml.safe_load((examples / "quickstart.yaml").read_text())
-    manifest["spec"].update(trainingDuration="1ep", contextLength=128, evalPrompts=["What is 16 minus 32?"])
-    path = folder / "quickstart.yaml"
-    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return path
+    """The quickstart project with eval prompts (the servable-model and dataset tests use it too)."""
+    return data.small_quickstart(folder, evalPrompts=["What is 16 minus 32?"])
 
 
 @pytest.mark.trainer

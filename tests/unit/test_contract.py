@@ -73,11 +73,14 @@ def test_object_store_custom_weights_that_cannot_be_read_are_the_users_error_nam
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     from s3fs import S3FileSystem
 
+    # fsspec keeps one client per set of arguments and process, made for the environment it was first made in
+    # (another test's S3 server): this test's environment needs a client of its own.
+    S3FileSystem.clear_instance_cache()
     try:
         with pytest.raises(checkpoints.CheckpointNotFoundError, match="spec.customWeightsPath: s3://unreachable/ckpt: cannot read it"):
             checkpoints.custom_weights_path("s3://unreachable/ckpt", "/ck")
     finally:
-        S3FileSystem.clear_instance_cache()  # fsspec keeps the client, made for this environment, per process
+        S3FileSystem.clear_instance_cache()
 
 
 def test_every_pvc_input_is_one_read_only_mount_in_validation_and_training_pods():
