@@ -36,6 +36,20 @@ def test_the_console_script_reports_token_counts_and_packing():
     assert lines[4].startswith("packing: 320 examples into ") and "efficiency 9" in lines[4]
 
 
+def test_a_delta_table_is_validated_by_a_process_that_exits_cleanly(tmp_path):
+    """The validation pod's exit code is its verdict: Arrow's threaded scanner aborted the process after it
+    printed OK in about one run of three (SIGABRT at interpreter exit), so several runs must all exit 0."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    write_deltalake(str(tmp_path / "pairs"), pa.table({"prompt": ["a", "b"], "response": ["1", "2"]}))
+    command = [sys.executable, "-m", "kubetune.cli.main", "validate-data", str(tmp_path / "pairs"), "--task-type", "INSTRUCTION_FINETUNE"]
+    for _ in range(6):
+        result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONSAFEPATH": "1"}, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.startswith("OK: 2 valid INSTRUCTION_FINETUNE examples")
+
+
 def test_bad_data_prints_every_problem_and_exits_1(capsys, write_jsonl):
     path = write_jsonl("bad.jsonl", [chat("q", "a"), '{"messages": oops}', {"prompt": "p"}, chat("q", "a", "q2")])
     code, out, _ = _run(capsys, str(path))
