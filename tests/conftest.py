@@ -5,6 +5,7 @@ kubeconfig     (session) the test cluster's kubeconfig (helpers.cluster.ensure_c
 kube_api       (session) a kubernetes ApiClient for it
 kubectl        (session) kubectl(*args, input=None) -> stdout, with the test kubeconfig
 crd_installed  (session) the committed FineTuneRun CRD (crds/) applied and Established
+helm           (session) the helm binary ($HELM, else .cluster/bin/helm); skips with instructions when missing
 namespace      (function) a fresh namespace named after the test, deleted after it
 mlflow_uri     (session, helpers.mlflow_server) the one real MLflow tracking server of the session
 Layer conftests extend these (e.g. the operator's namespace adds a checkpoint volume).
@@ -57,6 +58,19 @@ def crd_installed(kubectl) -> str:
     kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
     time.sleep(1)  # discovery of a just-established CRD lags a moment behind
     return CRD_NAME
+
+
+@pytest.fixture(scope="session")
+def helm():
+    from helpers.helm import helm_binary
+
+    path = helm_binary()
+    if path is None:
+        pytest.skip(
+            "helm is missing: run `make cluster-bins` (builds .cluster/bin/helm at the version pinned in "
+            "hack/versions.env) or point HELM= at a helm 3 binary"
+        )
+    return path
 
 
 @pytest.fixture

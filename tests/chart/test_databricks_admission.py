@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 
 import pytest
-import yaml
 
 from helpers.cluster import kubectl_binary
-from helpers.helm import one
+from helpers.helm import databricks_policy
 from kubetune.api.databricks_locations import DatabricksLocations, mapped_data_path
 
 pytestmark = pytest.mark.cluster
@@ -49,27 +47,9 @@ def mapped_by_the_operator(path: str) -> bool:
 
 
 @pytest.fixture
-def policy(render, kubectl, kubeconfig, crd_installed, namespace):
-    """The chart's policy and binding, the release in its own namespace watching only `namespace` (so the policy
-    touches no other test's runs)."""
-    release_namespace = f"{namespace}-op"[:63]
-    kubectl("create", "namespace", release_namespace)
-    kubectl("label", "namespace", release_namespace, "kubetune.io/test=true")
-    sets = {"config.mlflow.trackingUri": "http://mlflow:5000", "watchNamespaces[0]": namespace}
-    for kind in ("volumes", "tables"):
-        for name, target in MAPPING[kind].items():
-            sets[f"config.databricks.{kind}.{name.replace('.', chr(92) + '.')}"] = target
-    objects = render(set=sets, namespace=release_namespace)
-    chosen = [one(objects, "ValidatingAdmissionPolicy"), one(objects, "ValidatingAdmissionPolicyBinding")]
-    manifest = "\n---\n".join(yaml.safe_dump(o) for o in chosen)
-    kubectl("apply", "-f", "-", input=manifest)
-    deadline = time.monotonic() + 60  # the API server loads a new policy within seconds
-    while "is a Unity Catalog table" not in (answer := apply_run(kubeconfig, namespace, "team.db.table")).stderr:
-        assert time.monotonic() < deadline, f"the policy never refused an unmapped table: {answer.stderr or 'admitted'}"
-        time.sleep(1)
-    yield chosen
-    kubectl("delete", "--ignore-not-found", "-f", "-", input=manifest)
-    kubectl("delete", "namespace", release_namespace, "--wait=false")
+def policy(helm, kubeconfig, crd_installed, namespace):
+    with databricks_policy(helm, kubeconfig, namespace, MAPPING):
+        yield
 
 
 def apply_run(kubeconfig: str, namespace: str, path: str) -> subprocess.CompletedProcess:

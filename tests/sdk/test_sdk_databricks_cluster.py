@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from helpers.helm import databricks_policy
+
 pytestmark = pytest.mark.cluster
 
 MODEL = "meta-llama/Llama-3.2-1B-Instruct"
@@ -63,11 +65,13 @@ def test_get_models_lists_the_supported_models(fm):
 
 
 @pytest.mark.parametrize("path,problem", [
-    ("dbfs:/Volumes/main/default/chat/train.jsonl", "Unity Catalog volume main.default.chat"),
-    ("/Volumes/main/default/chat/train.jsonl", "Unity Catalog volume main.default.chat"),
-    ("main.default.chat", "Unity Catalog table"),
+    ("dbfs:/Volumes/main/default/chat/train.jsonl", "is in the Unity Catalog volume main.default.chat, which this cluster does not map"),
+    ("/Volumes/main/default/chat/train.jsonl", "is in the Unity Catalog volume main.default.chat, which this cluster does not map"),
+    ("main.default.chat", "is a Unity Catalog table, which this cluster does not map"),
 ])
-def test_unmapped_unity_catalog_data_is_refused_before_the_cluster(fm, path, problem):
-    with pytest.raises(fm.SpecError, match=problem):
-        fm.create(model=MODEL, train_data_path=path, register_to="main.ft", name="uc-run")
+def test_unmapped_unity_catalog_data_is_refused_before_anything_runs(fm, helm, kubeconfig, namespace, path, problem):
+    """Only the cluster knows its mapping: the chart's admission policy refuses the create, and the SDK says why."""
+    with databricks_policy(helm, kubeconfig, namespace, {"volumes": {"main.other.vol": "pvc://data/vol"}}):
+        with pytest.raises(fm.RunRejectedError, match=problem):
+            fm.create(model=MODEL, train_data_path=path, register_to="main.ft", name="uc-run")
     assert fm.list() == []
