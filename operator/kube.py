@@ -114,32 +114,18 @@ def _create_function(api: ApiClient, kind: str):
 
 
 def ensure(api: ApiClient, manifest: dict[str, Any]) -> bool:
-    """Create the object unless it exists; a ConfigMap that exists gets the desired data (the attempt changes it),
-    unless the manifest has none (the report ConfigMap: the trainer writes it, the operator never overwrites it).
-    True when this call created it."""
+    """Create the object unless it exists (one that exists is left as it is: the report ConfigMap is the trainer's
+    to write, and nothing else a run has changes after creation). True when this call created it."""
     kind, namespace, name = manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"]
     try:
         _create_function(api, kind)(namespace, manifest)
         return True
     except ApiException as error:
         if error.status == 409:
-            if kind == "ConfigMap" and "data" in manifest:
-                _update_config_map(api, manifest)
             return False
         if error.status in (400, 422):
             raise ChildRejected(f"the API server rejected {kind} {name}: {_api_message(error)}") from error
         raise _temporary(error, f"creating {kind} {namespace}/{name}") from error
-
-
-def _update_config_map(api: ApiClient, manifest: dict[str, Any]) -> None:
-    core = client.CoreV1Api(api)
-    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    try:
-        current = core.read_namespaced_config_map(name, namespace)
-        if (current.data or {}) != manifest["data"]:
-            core.patch_namespaced_config_map(name, namespace, {"data": manifest["data"]})
-    except ApiException as error:
-        raise _temporary(error, f"updating ConfigMap {namespace}/{name}") from error
 
 
 def delete_job(api: ApiClient, namespace: str, name: str) -> None:

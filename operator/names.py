@@ -21,6 +21,9 @@ REPORT = "report"  # the component label of the trainer's report ConfigMap
 RENDEZVOUS_PORT = 29400
 TRAINER_CONFIG_DIR = "/etc/kubetune"
 TRAINER_CONFIG_FILE = "trainer.yaml"
+# The trainer's configuration rides on its pod template, mounted as TRAINER_CONFIG_FILE by a downward-API
+# volume: each attempt's Job carries its own, immutable, and no ConfigMap has to be created and kept in step.
+TRAINER_CONFIG_ANNOTATION = "kubetune.io/trainer-config"
 
 
 def validation_job(run: str) -> str:
@@ -36,10 +39,6 @@ def workers_service(run: str) -> str:
     return f"{run}-workers"
 
 
-def trainer_config_map(run: str) -> str:
-    return f"{run}-trainer-config"
-
-
 def report_config_map(run: str) -> str:
     """The trainer's progress report: the one object its ServiceAccount may write (patch, this name only)."""
     return f"{run}-report"
@@ -53,9 +52,10 @@ def trainer_role(run: str) -> str:
     return f"{run}-trainer"
 
 
-def rendezvous_host(run: str, attempt: int) -> str:
-    """Pod 0 of the Indexed Job, addressable through the headless Service (hostname.subdomain)."""
-    return f"{training_job(run, attempt)}-0.{workers_service(run)}"
+def rendezvous_host(run: str, attempt: int, nodes: int) -> str:
+    """Pod 0 of the Indexed Job, addressable through the headless Service (hostname.subdomain); a run on one
+    node rendezvouses inside its own pod, with no Service."""
+    return f"{training_job(run, attempt)}-0.{workers_service(run)}" if nodes > 1 else "127.0.0.1"
 
 
 def labels(run: str, component: str, attempt: int | None = None) -> dict[str, str]:

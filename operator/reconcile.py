@@ -27,9 +27,8 @@ from kubetune.operator.access_rules import check_access, expand_register_to
 from kubetune.operator.builders.access import build_report_config_map, build_role, build_role_binding, build_service_account
 from kubetune.operator.builders.common import Manifest, RunRef
 from kubetune.operator.builders.storage import build_checkpoint_claim
-from kubetune.operator.builders.trainer_config import build_trainer_config, build_trainer_config_map
 from kubetune.operator.builders.kueue import check_priority, priority_class, queue_name, validation_queue
-from kubetune.operator.builders.training import build_training_job, build_workers_service, check_pod_template
+from kubetune.operator.builders.training import build_training_job, build_workers_service, check_pod_template, needs_workers_service
 from kubetune.operator.builders.validation import build_validation_job
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.observe import JobView
@@ -159,16 +158,16 @@ def _validated(status: FineTuneRunStatus, now: datetime) -> FineTuneRunStatus:
 
 
 def training_children(run: RunView, spec: FineTuneRunSpec, placement: Placement, config: OperatorConfig, attempt: int):
-    """Everything the training pods need, dependencies first; the Job comes last."""
-    trainer_config = build_trainer_config(run.ref, spec, config, attempt)
+    """Everything the training pods need, dependencies first; the Job (which carries the trainer's configuration)
+    comes last."""
     children = [
         build_service_account(run.ref),
         build_role(run.ref),
         build_role_binding(run.ref),
         build_report_config_map(run.ref),
-        build_trainer_config_map(run.ref, trainer_config),
-        build_workers_service(run.ref),
     ]
+    if needs_workers_service(placement):
+        children.append(build_workers_service(run.ref))
     if config.checkpoints.create_claim:
         children.append(build_checkpoint_claim(run.ref.namespace, config))
     queue = queue_name(run.labels, config)

@@ -158,5 +158,9 @@ class TrainerConfig(_Strict):
 
     @classmethod
     def load(cls, path: Path) -> "TrainerConfig":
-        """JSON or YAML (JSON is YAML): the file the operator puts in the run's ConfigMap."""
-        return cls.model_validate(yaml.safe_load(Path(path).read_text()))
+        """JSON or YAML (JSON is YAML): the file the training pod mounts from its own annotation."""
+        return cls.parse(Path(path).read_text())
+
+    @classmethod
+    def parse(cls, text: str) -> "TrainerConfig":
+        return cls.model_validate(yaml.safe_load(text))

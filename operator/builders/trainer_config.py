@@ -1,4 +1,5 @@
-"""The trainer's configuration file (kubetune.api.trainer_config.TrainerConfig) and its ConfigMap."""
+"""The trainer's configuration file (kubetune.api.trainer_config.TrainerConfig), carried by its pod template
+(builders.training)."""
 
 from pathlib import Path
 
@@ -7,7 +8,7 @@ from kubetune.api.locations import PVC_MOUNT_ROOT, parse_custom_weights
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.api.trainer_config import ProgressTarget, RunIdentity, TrainerConfig, TrainerPaths, TrainingOptions
 from kubetune.operator import names
-from kubetune.operator.builders.common import Manifest, RunRef, metadata
+from kubetune.operator.builders.common import RunRef
 from kubetune.operator.config import OperatorConfig
 
 
@@ -45,12 +46,3 @@ def build_trainer_config(run: RunRef, spec: FineTuneRunSpec, config: OperatorCon
         training=TrainingOptions(collective_timeout_seconds=config.defaults.collective_timeout_seconds),
         attempt=attempt,
     )
-
-
-def build_trainer_config_map(run: RunRef, trainer_config: TrainerConfig) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(run, names.trainer_config_map(run.name), names.TRAINER),
-        "data": {names.TRAINER_CONFIG_FILE: trainer_config.dump()},
-    }

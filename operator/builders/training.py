@@ -1,4 +1,5 @@
-"""The training job: a headless Service and an Indexed Job running torchrun, one pod per node."""
+"""The training job: an Indexed Job running torchrun, one pod per node, and for more than one node the headless
+Service their rendezvous resolves through."""
 
 from kubetune.api.errors import SpecError, SpecProblem
 from kubetune.api.pod_template import PodTemplate
@@ -7,6 +8,7 @@ from kubetune.api.spec import FineTuneRunSpec
 from kubetune.operator import names
 from kubetune.operator.builders import common, kueue
 from kubetune.operator.builders.common import Manifest, RunRef
+from kubetune.operator.builders.trainer_config import build_trainer_config
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.placement import Placement
 
@@ -18,7 +20,8 @@ PRIORITY_FIELD = "spec.compute.podTemplate.spec.priorityClassName"
 
 
 def build_workers_service(run: RunRef) -> Manifest:
-    """Headless, publishing not-ready pods: pod 0 must resolve before any trainer is Ready."""
+    """Headless, publishing not-ready pods: pod 0 must resolve before any trainer is Ready. Only a run on more
+    than one node needs it (needs_workers_service)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -32,6 +35,10 @@ def build_workers_service(run: RunRef) -> Manifest:
     }
 
 
+def needs_workers_service(placement: Placement) -> bool:
+    return placement.nodes > 1
+
+
 def torchrun_command(run: RunRef, placement: Placement, attempt: int) -> list[str]:
     """Static rendezvous on pod 0: node ranks are the pods' completion indexes, so ranks are stable."""
     return [
@@ -39,7 +46,7 @@ def torchrun_command(run: RunRef, placement: Placement, attempt: int) -> list[st
         f"--nnodes={placement.nodes}",
         f"--nproc-per-node={placement.processes_per_node}",
         "--node-rank=$(JOB_COMPLETION_INDEX)",
-        f"--master-addr={names.rendezvous_host(run.name, attempt)}",
+        f"--master-addr={names.rendezvous_host(run.name, attempt, placement.nodes)}",
         f"--master-port={names.RENDEZVOUS_PORT}",
         "-m",
         "kubetune.trainer",
@@ -94,8 +101,9 @@ def _trainer_container(run: RunRef, spec: FineTuneRunSpec, config: OperatorConfi
             *data_mounts,
         ],
     }
+    config_file = {"path": names.TRAINER_CONFIG_FILE, "fieldRef": {"fieldPath": f"metadata.annotations['{names.TRAINER_CONFIG_ANNOTATION}']"}}
     volumes = [
-        {"name": "trainer-config", "configMap": {"name": names.trainer_config_map(run.name)}},
+        {"name": "trainer-config", "downwardAPI": {"items": [config_file]}},
         {"name": "checkpoints", "persistentVolumeClaim": {"claimName": config.checkpoints.claim_name}},
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": placement.pool.shared_memory}},
         {"name": "tmp", "emptyDir": {}},
@@ -111,7 +119,6 @@ def build_training_pod_template(
     pod_spec: Manifest = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": placement.pool.termination_grace_period_seconds,
-        "subdomain": names.workers_service(run.name),
         "serviceAccountName": names.trainer_service_account(run.name),
         "automountServiceAccountToken": True,  # the trainer patches its run's status.report
         "securityContext": common.pod_security_context(),
@@ -119,9 +126,18 @@ def build_training_pod_template(
         "volumes": volumes,
         **common.placement_fields(placement.pool.node_selector, placement.pool.tolerations),
     }
+    if needs_workers_service(placement):
+        pod_spec["subdomain"] = names.workers_service(run.name)
     if config.images.pull_secrets:
         pod_spec["imagePullSecrets"] = common.image_pull_secrets(config)
-    template = {"metadata": {"labels": names.labels(run.name, names.TRAINER, attempt)}, "spec": pod_spec}
+    trainer_config = build_trainer_config(run, spec, config, attempt)
+    template = {
+        "metadata": {
+            "labels": names.labels(run.name, names.TRAINER, attempt),
+            "annotations": {names.TRAINER_CONFIG_ANNOTATION: trainer_config.dump()},
+        },
+        "spec": pod_spec,
+    }
     override = spec.compute.pod_template if spec.compute else None
     if override is None:
         return template

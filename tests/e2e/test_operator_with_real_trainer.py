@@ -124,10 +124,15 @@ def test_the_real_trainer_reports_to_the_operator_which_registers_its_export(
     [trainer] = pod.spec.containers
     mounted = next(m for m in trainer.volume_mounts if m.name == "trainer-config")
 
-    # The trainer config exactly as the pod mounts it from the operator's ConfigMap.
-    [config_map] = [v.config_map.name for v in pod.spec.volumes if v.name == "trainer-config"]
-    [(file_name, text)] = runs.core.read_namespaced_config_map(config_map, namespace).data.items()
+    # The trainer config exactly as the pod mounts it: its own annotation, through the downward API.
+    [volume] = [v for v in pod.spec.volumes if v.name == "trainer-config"]
+    [item] = volume.downward_api.items
+    assert item.field_ref.field_path == f"metadata.annotations['{names.TRAINER_CONFIG_ANNOTATION}']"
+    file_name, text = item.path, pod.metadata.annotations[names.TRAINER_CONFIG_ANNOTATION]
     assert trainer.command[-1] == f"{mounted.mount_path}/{file_name}"
+    # One node: torchrun rendezvouses inside the pod, and the run has no Service.
+    assert "--master-addr=127.0.0.1" in trainer.command and pod.spec.subdomain is None
+    assert not runs.core.list_namespaced_service(namespace, label_selector=f"kubetune.io/run={name}").items
     (tmp_path / file_name).write_text(text)
     operator_config = TrainerConfig.load(tmp_path / file_name)
     run_uid = runs.get(name)["metadata"]["uid"]
@@ -197,7 +202,7 @@ def test_the_real_trainer_reports_to_the_operator_which_registers_its_export(
     assert can_i(kubeconfig, namespace, "patch", f"configmaps/{report_map}")
     assert not can_i(kubeconfig, namespace, "get", f"configmaps/{report_map}")
     assert not can_i(kubeconfig, namespace, "patch", f"configmaps/{names.report_config_map('other-run')}")
-    assert not can_i(kubeconfig, namespace, "patch", f"configmaps/{config_map}")
+    assert not can_i(kubeconfig, namespace, "patch", f"jobs.batch/{JOB}")  # nor its own configuration
     assert not can_i(kubeconfig, namespace, "patch", f"finetuneruns.{GROUP}/{name}", "--subresource=status")
     assert not can_i(kubeconfig, namespace, "get", f"finetuneruns.{GROUP}/{name}")
     assert not can_i(kubeconfig, namespace, "patch", f"finetuneruns.{GROUP}/{name}")

@@ -55,11 +55,11 @@ def test_the_trainer_token_writes_its_own_report_and_nothing_the_operator_owns(r
         assert forbidden(custom.patch_namespaced_custom_object_status, GROUP, VERSION, runs.namespace, PLURAL, mine, body), field
     assert forbidden(custom.patch_namespaced_custom_object, GROUP, VERSION, runs.namespace, PLURAL, mine, {"spec": {"suspend": True}})
     assert forbidden(custom.get_namespaced_custom_object, GROUP, VERSION, runs.namespace, PLURAL, mine)
-    # Not another run's report, nor any other ConfigMap (its own trainer configuration included).
+    # Not another run's report, nor its own configuration (its training Job's pod template).
     other = KubernetesReporter(runs.namespace, names.report_config_map(theirs), core=core)
     assert forbidden(other.report, report(stage="TRAINING", step=7, totalSteps=10))
-    config = names.trainer_config_map(mine)
-    assert forbidden(core.patch_namespaced_config_map, config, runs.namespace, {"data": {"trainer.yaml": "{}"}})
+    batch = k8s.BatchV1Api(token)
+    assert forbidden(batch.patch_namespaced_job, f"{mine}-train-0", runs.namespace, {"metadata": {"annotations": {"a": "b"}}})
 
     # Its own report moves its own run's progress.
     own = KubernetesReporter(runs.namespace, names.report_config_map(mine), core=core)

@@ -12,7 +12,6 @@ its log goes to TMP/mlflow-server.log, which the error shows when it fails to st
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.health import wait_healthy
+from helpers.health import stop, wait_healthy
 
 START_TIMEOUT_S = 120.0  # the first start migrates the SQLite schema; on a busy 2-core machine that takes a while
 
@@ -93,9 +92,11 @@ def mlflow_executable() -> list[str]:
 
 
 @contextlib.contextmanager
-def running_mlflow_server(workdir: Path, port: int | None = None) -> Iterator[str]:
+def running_mlflow_server(workdir: Path, port: int | None = None, serve_artifacts: bool = False) -> Iterator[str]:
     """Start `mlflow server` on 127.0.0.1 (on `port`, else a free one), wait for /health, yield its URI, stop
-    it. Started again on the same folder and port, it is the same server back (SQLite store, artifacts)."""
+    it. Started again on the same folder and port, it is the same server back (SQLite store, artifacts).
+    `serve_artifacts`: clients upload artifacts to it over HTTP (`--serve-artifacts`, as hack/kind/mlflow.yaml
+    runs it) instead of writing its artifact folder themselves."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -104,7 +105,8 @@ def running_mlflow_server(workdir: Path, port: int | None = None) -> Iterator[st
         *mlflow_executable(),
         "server",
         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-        "--default-artifact-root", str(workdir / "artifacts"),
+        *(["--artifacts-destination", str(workdir / "artifacts"), "--serve-artifacts"] if serve_artifacts
+          else ["--default-artifact-root", str(workdir / "artifacts")]),
         "--host", "127.0.0.1",
         "--port", str(port),
         "--workers", "1",
@@ -120,17 +122,4 @@ def running_mlflow_server(workdir: Path, port: int | None = None) -> Iterator[st
                      timeout=START_TIMEOUT_S, what="the mlflow server")
         yield uri
     finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+        stop(process)

@@ -12,8 +12,10 @@ import yaml
 from kubernetes import client as k8s
 
 from helpers import cluster
+from helpers.operator_factories import trainer_config_of
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.api.progress import REPORT_KEY, TrainerReport
+from kubetune.api.trainer_config import TrainerConfig
 from kubetune.operator import names
 from kubetune.trainer.progress import KubernetesReporter
 
@@ -77,6 +79,11 @@ class RunDriver:
 
     def jobs(self, name: str) -> list[Any]:
         return self.batch.list_namespaced_job(self.namespace, label_selector=f"kubetune.io/run={name}").items
+
+    def trainer_config(self, job: str) -> TrainerConfig:
+        """The trainer configuration a training Job gives its pods (its template's annotation)."""
+        manifest = self.api.sanitize_for_serialization(self.batch.read_namespaced_job(job, self.namespace))
+        return trainer_config_of(manifest)
 
     def pods(self, job: str) -> list[Any]:
         return self.core.list_namespaced_pod(self.namespace, label_selector=f"batch.kubernetes.io/job-name={job}").items

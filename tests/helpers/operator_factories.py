@@ -5,6 +5,8 @@ from typing import Any
 
 from kubetune.api.progress import TrainerReport
 from kubetune.api.status import FineTuneRunStatus
+from kubetune.api.trainer_config import TrainerConfig
+from kubetune.operator import names
 from kubetune.operator.builders.common import RunRef
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.observe import JobView, PodView
@@ -82,3 +84,9 @@ def raw_job(name: str, conditions: list[dict] | None = None, suspend: bool = Fal
 
 def raw_pod(name: str, phase: str = "Running", node: str | None = "n1", **status: Any) -> dict[str, Any]:
     return {"metadata": {"name": name}, "spec": {"nodeName": node} if node else {}, "status": {"phase": phase, **status}}
+
+
+def trainer_config_of(job: dict[str, Any]) -> TrainerConfig:
+    """The trainer configuration a training Job (a manifest, or as the API server returns it) gives its pods."""
+    template = job["spec"]["template"]
+    return TrainerConfig.parse(template["metadata"]["annotations"][names.TRAINER_CONFIG_ANNOTATION])

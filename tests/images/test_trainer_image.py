@@ -1,11 +1,10 @@
 """The trainer image, built here, runs the training Job's own container command on CPU to a checkpoint and an export.
 
 The operator's builders make the run's children exactly as the operator does (reconcile.training_children:
-the trainer ConfigMap and the Indexed Job) for the quickstart's tiny model and chat data on a claim, as
+the Indexed Job, whose pod template carries the trainer's configuration) for the quickstart's tiny model and chat data on a claim, as
 hack/e2e-kind.sh runs it, on the CPU pool. The test then does what a kubelet would: every volume of the
-pod becomes a host folder (the ConfigMap's files, the checkpoint claim, the data claim from examples/,
-emptyDirs), `$(JOB_COMPLETION_INDEX)` becomes 0, pod 0's name in the headless Service resolves to this
-machine, and the container's command runs in the image as the pod's user, with the pod's environment.
+pod becomes a host folder (the downward API's file of the configuration annotation, the checkpoint claim, the data claim from
+examples/, emptyDirs), `$(JOB_COMPLETION_INDEX)` becomes 0 (one node rendezvouses on 127.0.0.1), and the container's command runs in the image as the pod's user, with the pod's environment.
 Host network: the rendezvous port moves to a free one, and the trainer's thread count is pinned to one
 (the trainer tests' rule on shared two-core machines). MLflow is a real server that serves artifacts over
 HTTP, as the one of hack/kind/mlflow.yaml does, so the export reaches it the way it does from a pod.
@@ -16,22 +15,18 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from helpers.cluster import REPO_ROOT
-from helpers.mlflow_server import free_port, mlflow_executable
+from helpers.mlflow_server import free_port, running_mlflow_server
 from images.containers import Image, Mount, chart_tags, writable_folder
 from kubetune.api import checkpoints
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.api.status import FineTuneRunStatus
 from kubetune.api.trainer_config import TrainerConfig
-from kubetune.operator import names
 from kubetune.operator.builders.common import RunRef
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.placement import resolve_placement
@@ -70,34 +65,8 @@ def test_trainer_image_has_cuda_torch_and_no_operator_framework(trainer_image: I
 @pytest.fixture(scope="module")
 def mlflow_serving_artifacts(tmp_path_factory):
     """`mlflow server --serve-artifacts`, as in hack/kind/mlflow.yaml: clients upload artifacts over HTTP."""
-    folder = tmp_path_factory.mktemp("mlflow-served")
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    command = [
-        *mlflow_executable(), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-        "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
-    ]
-    log = folder / "server.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, log.read_text()[-4000:]
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, f"mlflow server not healthy:\n{log.read_text()[-4000:]}"
-                time.sleep(0.5)
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-served"), serve_artifacts=True) as uri:
         yield uri
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def quickstart_on_a_claim() -> dict:
@@ -120,27 +89,36 @@ def operator_config(mlflow_uri: str) -> OperatorConfig:
     return OperatorConfig.model_validate(data)
 
 
-def training_pod(manifest: dict, config: OperatorConfig) -> tuple[dict, dict]:
-    """The trainer ConfigMap and the training Job's pod template, as the operator creates them."""
+def training_pod(manifest: dict, config: OperatorConfig) -> dict:
+    """The training Job's pod template, as the operator creates it (a run on one node: no other child it needs)."""
     spec = FineTuneRunSpec.parse(manifest["spec"])
     run = RunView(ref=RUN, generation=1, spec=manifest["spec"], status=FineTuneRunStatus())
     children = training_children(run, spec, resolve_placement(spec.compute, config), config, attempt=0)
-    [config_map] = [c for c in children if c["metadata"]["name"] == names.trainer_config_map(RUN.name)]
     [job] = [c for c in children if c["kind"] == "Job"]
     assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 1
-    return config_map, job["spec"]["template"]
+    return job["spec"]["template"]
 
 
-def pod_volumes(pod_spec: dict, container: dict, config_map: dict, config: OperatorConfig, folder: Path) -> list[Mount]:
+def downward_api_files(volume: dict, metadata: dict) -> dict[str, str]:
+    """What the kubelet writes into a downwardAPI volume of annotations: file name -> the annotation's value."""
+    files = {}
+    for item in volume["downwardAPI"]["items"]:
+        key = re.fullmatch(r"metadata\.annotations\['(.+)'\]", item["fieldRef"]["fieldPath"])
+        assert key, f"teach this test about the downward API field {item['fieldRef']['fieldPath']}"
+        files[item["path"]] = metadata["annotations"][key.group(1)]
+    return files
+
+
+def pod_volumes(template: dict, container: dict, config: OperatorConfig, folder: Path) -> list[Mount]:
     """Each of the container's volume mounts backed by a host folder holding what the cluster would put there."""
-    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
     mounts = []
     for mount in container["volumeMounts"]:
         volume, host = volumes[mount["name"]], folder / mount["name"]
         claim = volume.get("persistentVolumeClaim", {}).get("claimName")
-        if volume.get("configMap", {}).get("name") == config_map["metadata"]["name"]:
+        if "downwardAPI" in volume:
             host.mkdir(parents=True)
-            for file_name, text in config_map["data"].items():
+            for file_name, text in downward_api_files(volume, template["metadata"]).items():
                 (host / file_name).write_text(text)
         elif claim == config.checkpoints.claim_name or "emptyDir" in volume:
             writable_folder(host)  # fsGroup 1000
@@ -166,7 +144,7 @@ def test_training_job_command_runs_in_the_image_to_a_checkpoint_and_an_export(
     import mlflow
 
     config = operator_config(mlflow_serving_artifacts)
-    config_map, template = training_pod(quickstart_on_a_claim(), config)
+    template = training_pod(quickstart_on_a_claim(), config)
     pod_spec = template["spec"]
     [container] = pod_spec["containers"]
     assert container["image"] == trainer_image.tag
@@ -176,14 +154,14 @@ def test_training_job_command_runs_in_the_image_to_a_checkpoint_and_an_export(
     env = {e["name"]: e["value"] for e in container["env"]}
     env["JOB_COMPLETION_INDEX"] = "0"  # the Job controller's, for pod 0 of the Indexed Job
     env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command, pod_0 = kubelet_command(container, env, free_port())
+    command, rendezvous = kubelet_command(container, env, free_port())
+    assert rendezvous == "127.0.0.1", command  # one node: inside its own pod, no Service
     assert command[0] == "torchrun" and "--node-rank=0" in command, command
-    mounts = pod_volumes(pod_spec, container, config_map, config, tmp_path / "volumes")
+    mounts = pod_volumes(template, container, config, tmp_path / "volumes")
     volume = next(m.host for m in mounts if m.container == config.checkpoints.mount_path)
 
     log = tmp_path / "trainer.log"
-    result = trainer_image.run(command, user=user, mounts=mounts, env=env, hosts={pod_0: "127.0.0.1"},
-                               timeout=900, log=log)
+    result = trainer_image.run(command, user=user, mounts=mounts, env=env, timeout=900, log=log)
     assert result.returncode == 0, result.stdout[-8000:]
 
     # The checkpoint and the export on the volume, written by uid 1000.

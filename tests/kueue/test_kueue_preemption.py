@@ -7,12 +7,11 @@ podFailurePolicy counts their SIGTERM exit), the next attempt, itself queued; th
 checks what both must keep."""
 
 import pytest
-import yaml
 
 from helpers.operator_driver import example_run
 from helpers.operator_factories import make_report
 from kubetune.api.progress import CheckpointRef
-from kubetune.operator import names
+from kubetune.api.trainer_config import TrainerConfig
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kueue, pytest.mark.slow]
 
@@ -23,10 +22,6 @@ def queued_run(name: str, queue: str, priority: str) -> dict:
     return run
 
 
-def trainer_config(runs, name: str) -> str:
-    return runs.core.read_namespaced_config_map(names.trainer_config_map(name), runs.namespace).data[names.TRAINER_CONFIG_FILE]
-
-
 def test_a_run_kueue_preempts_waits_in_its_queue_and_resumes_uncharged(runs, cluster_queue):
     queue = cluster_queue(gpus=16)  # room for one 2 x 8 GPU run
     low = runs.apply(queued_run("low", queue, "low"))
@@ -35,7 +30,7 @@ def test_a_run_kueue_preempts_waits_in_its_queue_and_resumes_uncharged(runs, clu
     checkpoint = CheckpointRef(name="ep0-ba7", path="/checkpoints/low/ep0-ba7", step=7)
     runs.report(low, make_report(step=7, checkpoints=[checkpoint]))
     runs.wait_for("the checkpoint in status", lambda: runs.status(low).get("checkpoints"), 30)
-    config_before = trainer_config(runs, low)
+    config_before = runs.trainer_config("low-train-0")
 
     high = runs.apply(queued_run("high", queue, "high"))
     preempted = runs.wait_for("the Warning", lambda: [e for e in runs.events(low) if e.reason == "KueuePreempted"], 60)
@@ -64,12 +59,10 @@ def test_a_run_kueue_preempts_waits_in_its_queue_and_resumes_uncharged(runs, clu
     runs.wait_pods_running(jobs[-1], 2)
     # Either way the new pods' trainer resumes from the run's latest checkpoint: the same run and checkpoint
     # root (kubetune.trainer.recipe resumes from its own `latest`), only the attempt number may differ.
-    assert without_attempt(trainer_config(runs, low)) == without_attempt(config_before)
+    assert without_attempt(runs.trainer_config(jobs[-1])) == without_attempt(config_before)
     assert [c["name"] for c in status["checkpoints"]] == ["ep0-ba7"]
     assert [e.reason for e in runs.events(low)].count("KueuePreempted") == 1
 
 
-def without_attempt(config: str) -> dict:
-    loaded = yaml.safe_load(config)
-    loaded.pop("attempt")
-    return loaded
+def without_attempt(config: TrainerConfig) -> dict:
+    return config.model_dump(exclude={"attempt"})

@@ -80,8 +80,7 @@ def test_a_run_within_its_own_namespace_trains_and_registers(runs, namespace, ml
     name = runs.apply(example_run("ours", registerTo=own, validateInputs=False))
     runs.wait_phase(name, "Running")
     runs.wait_pods_running("ours-train-0", 2)
-    config_map = runs.core.read_namespaced_config_map("ours-trainer-config", namespace)
-    assert f"/Users/{namespace}/ours" in next(iter(config_map.data.values()))
+    assert runs.trainer_config("ours-train-0").spec.experiment_path == f"/Users/{namespace}/ours"
 
     run_id, export = logged_export(mlflow_uri, tmp_path, runs.tags(name))
     runs.report(name, report(stage="TRAIN_FINISHED", step=10, totalSteps=10, mlflowRunId=run_id, exportUri=export))

@@ -47,8 +47,7 @@ def test_failed_pod_resumes_as_the_next_attempt(runs):
     status = runs.wait_phase(name, "Running")
     assert status["restarts"] == 1
     assert sorted(j.metadata.name for j in runs.jobs(name)) == ["flaky-train-0", "flaky-train-1"]
-    config = runs.core.read_namespaced_config_map("flaky-trainer-config", runs.namespace)
-    assert '"attempt": 1' in config.data["trainer.yaml"]
+    assert [runs.trainer_config(f"flaky-train-{n}").attempt for n in (0, 1)] == [0, 1]
     assert any(e.reason == "RestartingFromCheckpoint" for e in runs.events(name))
 
 

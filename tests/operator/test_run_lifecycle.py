@@ -31,6 +31,8 @@ def test_apply_to_registered_model(runs, mlflow_uri, tmp_path):
     assert all(p.spec.containers[0].resources.limits["nvidia.com/gpu"] == "8" for p in pods)
     assert sorted(p.spec.hostname for p in pods) == ["chat-train-0-0", "chat-train-0-1"]
     assert {p.spec.subdomain for p in pods} == {"chat-workers"}
+    service = runs.core.read_namespaced_service("chat-workers", runs.namespace)  # pod 0 resolves through it
+    assert service.spec.cluster_ip == "None" and service.spec.selector.items() <= pods[0].metadata.labels.items()
 
     run_id, export = logged_export(mlflow_uri, tmp_path, runs.tags(name))
     runs.report(name, report(stage="MODEL_INITIALIZED", mlflowRunId=run_id))

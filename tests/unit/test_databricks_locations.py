@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from helpers.operator_factories import NOW, make_config, make_run, make_spec
+from helpers.operator_factories import NOW, make_config, make_run, make_spec, trainer_config_of
 from kubetune.api.databricks_locations import DatabricksLocations, map_spec_locations, mapped_data_path
 from kubetune.api.errors import SpecError
 from kubetune.api.spec import FineTuneRunSpec
@@ -90,9 +90,10 @@ def test_a_mapped_volume_and_table_are_what_the_validation_step_reads_and_mounts
 def test_the_trainer_config_carries_the_mapped_paths():
     run = make_run(make_spec(trainDataPath="/Volumes/main/default/chat/train.jsonl", validateInputs=False))
     plan = decide(run, Observed(), CONFIG, NOW)
-    (config_map,) = [m for m in plan.create if m["metadata"]["name"] == "chat-trainer-config"]
-    assert "pvc://datasets/chat/train.jsonl" in json.dumps(config_map["data"])
-    assert "/Volumes/main" not in json.dumps(config_map["data"])
+    (job,) = [m for m in plan.create if m["kind"] == "Job"]
+    trainer_config = trainer_config_of(job).dump()
+    assert "pvc://datasets/chat/train.jsonl" in trainer_config
+    assert "/Volumes/main" not in trainer_config
 
 
 def test_a_manifest_with_databricks_forms_is_a_valid_spec_and_mapping_rewrites_only_data_paths():

@@ -1,17 +1,16 @@
 import pytest
 
-from helpers.operator_factories import REF, make_config, make_spec
+from helpers.operator_factories import REF, make_config, make_spec, trainer_config_of
 from kubetune.api.errors import SpecError
 from kubetune.api.pod_template import PodTemplate
 from kubetune.api.spec import FineTuneRunSpec
 from kubetune.operator.builders.access import build_report_config_map, build_role, build_role_binding, build_service_account
 from kubetune.operator.builders.storage import build_checkpoint_claim
-from kubetune.operator.builders.trainer_config import build_trainer_config, build_trainer_config_map, resolve_custom_weights
+from kubetune.operator.builders.trainer_config import build_trainer_config, resolve_custom_weights
 from kubetune.operator.builders.kueue import queue_name
 from kubetune.operator.builders.training import build_training_job, build_workers_service, merge_pod_template
 from kubetune.operator.builders.validation import build_validation_job
 from kubetune.operator.placement import resolve_placement
-from kubetune.api.trainer_config import TrainerConfig
 
 CONFIG = make_config()
 
@@ -67,6 +66,12 @@ class TestTrainingJob:
         ]
         assert command[-3:] == ["kubetune.trainer", "--config", "/etc/kubetune/trainer.yaml"]
 
+    def test_one_node_rendezvouses_inside_its_pod_without_a_service(self):
+        job = training_job(compute={"pool": "h100", "gpus": 8})
+        assert "subdomain" not in job["spec"]["template"]["spec"]
+        command = trainer_container(job)["command"]
+        assert command[1] == "--nnodes=1" and "--master-addr=127.0.0.1" in command
+
     def test_pool_placement_and_gpu_requests(self):
         job = training_job()
         pod = job["spec"]["template"]["spec"]
@@ -92,7 +97,12 @@ class TestTrainingJob:
         volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
         assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Gi"}
         assert volumes["checkpoints"]["persistentVolumeClaim"] == {"claimName": "kubetune-checkpoints"}
-        assert volumes["trainer-config"]["configMap"] == {"name": "chat-trainer-config"}
+        # the trainer's configuration is the pod's own annotation, mounted by the downward API
+        annotation = "metadata.annotations['kubetune.io/trainer-config']"
+        assert volumes["trainer-config"] == {
+            "name": "trainer-config",
+            "downwardAPI": {"items": [{"path": "trainer.yaml", "fieldRef": {"fieldPath": annotation}}]},
+        }
         assert volumes["data-0"]["persistentVolumeClaim"] == {"claimName": "datasets", "readOnly": True}
         mounts = {m["name"]: m for m in trainer_container(job)["volumeMounts"]}
         assert mounts["data-0"] == {"name": "data-0", "mountPath": "/mnt/data/datasets", "readOnly": True}
@@ -131,7 +141,7 @@ def test_pod_template_override_adds_but_cannot_weaken_security():
         },
     })
     merged = merge_pod_template(base, override)
-    assert merged["metadata"]["annotations"] == {"team": "nlp"}
+    assert merged["metadata"]["annotations"] == {**base["metadata"]["annotations"], "team": "nlp"}
     assert merged["spec"]["securityContext"]["runAsUser"] == 1000
     assert merged["spec"]["volumes"][-1] == {"name": "extra", "emptyDir": {}}
     assert {"name": "NCCL_DEBUG", "value": "INFO"} in merged["spec"]["containers"][0]["env"]
@@ -187,12 +197,8 @@ class TestValidationJob:
 
 
 class TestTrainerConfig:
-    def test_config_map_holds_a_loadable_trainer_config(self, tmp_path):
-        spec = FineTuneRunSpec.parse(make_spec(customWeightsPath="earlier-run"))
-        config_map = build_trainer_config_map(REF, build_trainer_config(REF, spec, CONFIG, attempt=2))
-        path = tmp_path / "trainer.yaml"
-        path.write_text(config_map["data"]["trainer.yaml"])
-        loaded = TrainerConfig.load(path)
+    def test_each_attempts_job_carries_a_loadable_trainer_config(self):
+        loaded = trainer_config_of(training_job(attempt=2, customWeightsPath="earlier-run"))
         assert (loaded.run.name, loaded.run.namespace, loaded.attempt) == ("chat", "team-a", 2)
         assert (loaded.progress.kind, loaded.progress.config_map) == ("kubernetes", "chat-report")
         assert loaded.spec.custom_weights_path == "/checkpoints/earlier-run/checkpoints/latest"

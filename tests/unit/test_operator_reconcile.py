@@ -39,11 +39,15 @@ def test_without_validation_creates_training_children_in_dependency_order():
         ("Role", "chat-trainer"),
         ("RoleBinding", "chat-trainer"),
         ("ConfigMap", "chat-report"),
-        ("ConfigMap", "chat-trainer-config"),
         ("Service", "chat-workers"),
         ("Job", "chat-train-0"),
     ]
     assert cond(plan.status, c.SCHEDULED).reason == c.JOB_CREATED
+
+
+def test_a_run_on_one_node_needs_no_workers_service():
+    plan = step(make_run(make_spec(validateInputs=False, compute={"pool": "h100", "gpus": 8})))
+    assert ("Service", "chat-workers") not in kinds(plan) and ("Job", "chat-train-0") in kinds(plan)
 
 
 @pytest.mark.parametrize(

@@ -187,7 +187,8 @@ def test_an_experts_additions_come_after_kubetunes_which_stay():
     pod = training_pod(EXPERT, config=ALLOWS_RESEARCH)
     spec, ours = pod["spec"], plain["spec"]
     assert pod["metadata"]["labels"] == {**plain["metadata"]["labels"], "team": "nlp"}
-    assert pod["metadata"]["annotations"] == EXPERT["metadata"]["annotations"]
+    assert pod["metadata"]["annotations"].keys() == {*plain["metadata"]["annotations"], *EXPERT["metadata"]["annotations"]}
+    assert EXPERT["metadata"]["annotations"].items() <= pod["metadata"]["annotations"].items()
     assert spec["affinity"] == EXPERT["spec"]["affinity"]
     assert spec["nodeSelector"] == ours["nodeSelector"] == {"kubetune.io/pool": "h100"}  # the pool stays
     assert spec["tolerations"] == [*ours["tolerations"], *EXPERT["spec"]["tolerations"]]
