@@ -20,6 +20,7 @@ class EventPrinter:
         self._line = ProgressLine(out, enabled=show_bar and is_terminal(out))
         self._milestones: set[EventType] = set()
         self._last_update_step = 0
+        self._last_update = ""
         self._checkpoints = 0
         self._training_started: tuple[float, int] | None = None
 
@@ -60,7 +61,12 @@ class EventPrinter:
         if due or (final and report.step > self._last_update_step):
             self._checkpoints = len(report.checkpoints)
             self._last_update_step = report.step
-            self.event("TRAIN_UPDATED", train_update_message(report, eta))
+            message = train_update_message(report, eta)
+            # A checkpoint saved in the background completes after its step's update: say it again only if it
+            # brought something new (its eval loss), not the same line twice.
+            if message != self._last_update:
+                self._last_update = message
+                self.event("TRAIN_UPDATED", message)
 
     def _eta(self, report: TrainerReport, now: float) -> float | None:
         started_at, first_step = self._training_started  # type: ignore[misc]

@@ -91,10 +91,10 @@ def test_following_on_a_terminal_redraws_one_clean_line(monkeypatch):
     assert [line.split()[1] for line in out.getvalue().splitlines()] == ["CREATED", "COMPLETED"]
 
 
-def report(step: int) -> TrainerReport:
+def report(step: int, **fields) -> TrainerReport:
     return TrainerReport.model_validate({
         "stage": "TRAINING", "updatedAt": NOW.isoformat(), "epoch": 1, "totalEpochs": 1, "step": step, "totalSteps": 50,
-        "trainLoss": 2.0,
+        "trainLoss": 2.0, **fields,
     })
 
 
@@ -113,6 +113,18 @@ def test_local_mode_into_a_log_writes_event_lines_only():
     assert not BAR_CHARACTERS.search(log.getvalue()) and "step/s" not in log.getvalue()
     assert all(re.match(r"\d\d:\d\d:\d\d [A-Z_]+", line) for line in lines), lines
     assert 10 <= sum("TRAIN_UPDATED" in line for line in lines) <= 11
+
+
+@pytest.mark.parametrize("eval_loss, lines", [(None, 1), (1.5, 2)])
+def test_a_checkpoint_completing_after_its_steps_update_prints_only_what_is_new(eval_loss, lines):
+    """Asynchronous saves: the last step's update, then the same step with its checkpoint done; a second line
+    only when the checkpoint brought a figure (its eval loss), never the same line twice."""
+    log = io.StringIO()
+    printer = EventPrinter(out=log, clock=lambda: 0.0)
+    printer.progress(report(50))
+    printer.progress(report(50, checkpoints=[{"name": "ep1-ba50", "path": "/c/ep1-ba50", "step": 50}], evalLoss=eval_loss))
+    updates = [line.split("TRAIN_UPDATED", 1)[1].strip() for line in log.getvalue().splitlines() if "TRAIN_UPDATED" in line]
+    assert updates[0] == "[epoch=1/1][batch=50/50] Train loss: 2" and len(updates) == lines == len(set(updates)), updates
 
 
 def test_local_mode_on_a_terminal_redraws_one_line_under_the_events():
