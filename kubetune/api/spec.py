@@ -115,7 +115,8 @@ class StorageCredentials(_CamelModel):
         description="A Secret in the run's namespace whose keys become environment variables of the validation "
         "and training pods, for fsspec and delta-rs: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, "
         "AWS_ENDPOINT_URL, AWS_REGION (s3://); AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_NAME and "
-        "AZURE_STORAGE_ACCOUNT_KEY (abfs[s]://). Its keys win over the pool's storage Secret.",
+        "AZURE_STORAGE_ACCOUNT_KEY (abfs[s]://); GOOGLE_SERVICE_ACCOUNT_KEY, a service-account key file's JSON "
+        "(gs://). Its keys win over the pool's storage Secret.",
     )
 
 

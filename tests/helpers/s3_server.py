@@ -7,7 +7,6 @@ Everything reaches it the way the pods do: s3fs and delta-rs read AWS_* from the
 """
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers.mlflow_server import free_port
+from helpers.object_stores import environment
 
 START_TIMEOUT_S = 60.0
 BUCKET = "kubetune-tests"
@@ -80,26 +80,9 @@ def s3_env(tmp_path_factory) -> Iterator[dict[str, str]]:
     """A running S3 server with the bucket BUCKET; its Secret's keys, also set in os.environ meanwhile."""
     with running_s3_server(tmp_path_factory.mktemp("moto")) as endpoint:
         env = secret_env(endpoint)
-        saved = {key: os.environ.get(key) for key in env}
-        os.environ.update(env)
-        try:
+        with environment(env):
             import s3fs
 
             s3fs.S3FileSystem.clear_instance_cache()  # a client made before for another environment
             s3fs.S3FileSystem(skip_instance_cache=True).mkdir(BUCKET)
             yield env
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-
-def upload(local: Path, uri: str) -> None:
-    """Copy a local file or folder to s3://… (a fresh client: no listing cached before the upload)."""
-    import s3fs
-
-    fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    fs.put(str(local), uri, recursive=Path(local).is_dir())
-    fs.invalidate_cache()

@@ -1,7 +1,7 @@
-"""Object stores as the pods reach them: a real S3-compatible server (moto, on loopback) and credentials only
-from the environment (the storage Secret's keys). The trainer reads its data, model folder and custom weights
-from s3://; `kubetune validate-data` (the validation step's command) reads data, a Delta table and a model
-folder's tokenizer there."""
+"""Object stores as the pods reach them: real servers on loopback (moto's S3, gcp-storage-emulator, Azurite) and
+credentials only from the environment (the storage Secret's keys). The trainer reads its data, model folder and
+custom weights from each; `kubetune validate-data` (the validation step's command) reads data, a Delta table and
+a model folder's tokenizer on s3:// (gs:// and abfs[s]:// in test_object_store_gcs_azure.py)."""
 
 import json
 import os
@@ -12,19 +12,22 @@ from pathlib import Path
 import pytest
 
 from helpers.data import chat
-from helpers.s3_server import BUCKET, s3_env, upload  # noqa: F401  (s3_env is a fixture)
+from helpers.object_stores import (  # noqa: F401  (azure_env, gcs_env and gcs_key are fixtures)
+    AZURITE_ACCOUNT,
+    CONTAINER,
+    azure_env,
+    gcs_env,
+    gcs_key,
+    upload,
+    validate_data,
+)
+from helpers.s3_server import BUCKET, s3_env  # noqa: F401  (s3_env is a fixture)
 from kubetune.api import checkpoints
 from kubetune.api.trainer_config import TrainerConfig
 
-KUBETUNE = str(Path(sys.executable).with_name("kubetune"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def validate_data(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    base = {"PATH": str(Path(sys.executable).parent), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONSAFEPATH": "1"}
-    return subprocess.run(
-        [KUBETUNE, "validate-data", *args], capture_output=True, text=True, env={**base, **env}, timeout=300
-    )
+GCS = f"gs://{BUCKET}"
+AZURE = f"abfss://{CONTAINER}@{AZURITE_ACCOUNT}.dfs.core.windows.net"  # as Databricks and Spark write it
 
 
 def test_validate_data_reads_jsonl_and_a_delta_table_on_s3(tmp_path, s3_env):
@@ -76,32 +79,48 @@ def test_validate_data_takes_the_tokenizer_of_a_model_folder_on_s3(tmp_path, tin
 
 
 def test_gs_and_abfs_without_their_package_fail_in_one_line_naming_it(tmp_path):
+    # The trainer extra installs gcsfs and adlfs; an image without them is what this checks, so the command runs
+    # with both made unimportable.
     for uri, package in (("gs://bucket/train.jsonl", "gcsfs"), ("abfss://c@account.dfs.core.windows.net/t.jsonl", "adlfs")):
-        result = validate_data(uri, env={})
+        hide = f"import sys; sys.modules[{package!r}] = None; from kubetune.cli.main import main; sys.exit(main())"
+        result = subprocess.run(
+            [sys.executable, "-c", hide, "validate-data", uri], capture_output=True, text=True, timeout=300,
+            env={"PATH": str(Path(sys.executable).parent), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONSAFEPATH": "1"},
+        )
         assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr, result.stderr
         assert f"pip install {package}" in result.stdout
 
 
 @pytest.mark.trainer
-def test_the_trainer_reads_model_data_and_custom_weights_from_s3(
-    tmp_path, tiny_model_dir, single_process_group, recipe_config, monkeypatch, caplog, s3_env
+@pytest.mark.parametrize("store", ["s3", "gcs", "azure"])
+def test_the_trainer_reads_model_data_and_custom_weights_from_each_store(
+    store, request, tmp_path, tiny_model_dir, single_process_group, recipe_config, monkeypatch, caplog
 ):
     from helpers.mlflow_server import free_port
     from kubetune.trainer.recipe import run
+
+    if store == "s3":
+        env, root, upload_root = request.getfixturevalue("s3_env"), f"s3://{BUCKET}/trainer", f"s3://{BUCKET}/trainer"
+    elif store == "gcs":
+        env, root, upload_root = request.getfixturevalue("gcs_key")[0], f"{GCS}/trainer", f"{GCS}/trainer"
+    else:  # as Databricks and Spark write it; the upload goes through the container's short form
+        env, root, upload_root = request.getfixturevalue("azure_env"), f"{AZURE}/trainer", f"abfs://{CONTAINER}/trainer"
+    for name, value in env.items():  # as the pod's envFrom gives them
+        monkeypatch.setenv(name, value)
 
     (tmp_path / "earlier").mkdir()
     (tmp_path / "later").mkdir()
     earlier = recipe_config(tmp_path / "earlier", tiny_model_dir("llama"), "earlier")
     assert run(earlier) == 0
-    upload(earlier.run_checkpoint_dir, f"s3://{BUCKET}/weights/earlier/checkpoints")
-    upload(tiny_model_dir("llama"), f"s3://{BUCKET}/models/tiny-llama")
-    upload(Path(earlier.spec.train_data_path), f"s3://{BUCKET}/data/train.jsonl")
+    upload(earlier.run_checkpoint_dir, f"{upload_root}/weights/earlier/checkpoints")
+    upload(tiny_model_dir("llama"), f"{upload_root}/models/tiny-llama")
+    upload(Path(earlier.spec.train_data_path), f"{upload_root}/data/train.jsonl")
 
     monkeypatch.setenv("KUBETUNE_STAGING_DIR", str(tmp_path / "staging"))
-    later = recipe_config(tmp_path / "later", f"s3://{BUCKET}/models/tiny-llama", "later")
+    later = recipe_config(tmp_path / "later", f"{root}/models/tiny-llama", "later")
     spec = later.spec.model_copy(update={
-        "train_data_path": f"s3://{BUCKET}/data/train.jsonl",
-        "custom_weights_path": f"s3://{BUCKET}/weights/earlier/checkpoints/latest",
+        "train_data_path": f"{root}/data/train.jsonl",
+        "custom_weights_path": f"{root}/weights/earlier/checkpoints/latest",
         "eval_prompts": None,
     })
     later = TrainerConfig.model_validate_json(later.model_copy(update={"spec": spec}).dump())  # as the pod reads it

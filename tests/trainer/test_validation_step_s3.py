@@ -12,7 +12,8 @@ import pyarrow as pa
 
 from helpers.data import chat
 from helpers.operator_factories import NOW, make_config, make_run, make_spec
-from helpers.s3_server import BUCKET, s3_env, upload  # noqa: F401  (s3_env is a fixture)
+from helpers.object_stores import upload
+from helpers.s3_server import BUCKET, s3_env  # noqa: F401  (s3_env is a fixture)
 from kubetune.operator.reconcile import Observed, decide
 
 

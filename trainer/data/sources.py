@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kubetune.api.locations import PVC_MOUNT_ROOT, Location
-from kubetune.api.object_store import filesystem, read_errors
+from kubetune.api.object_store import filesystem, read_error, read_errors
 from kubetune.api.spec import TaskType
 
 from .hf_datasets import drop_nulls, read_hf_dataset, read_saved_dataset, saved_dataset_kind
@@ -47,8 +47,10 @@ def read_records(
         if saved is not None:
             return read_saved_dataset(url, saved, None, display=location.uri)
         files = _data_files(fs, path, location.uri, task_type)
+    except DataValidationError:  # already names the location and the rule
+        raise
     except read_errors() as err:  # no access, no such bucket, no fsspec implementation: the user's to fix
-        reason = str(err).removeprefix(f"{url}: ")  # kubetune.api.object_store's errors name the URI first
+        reason = str(read_error(url, err)).removeprefix(f"{url}: ")  # one line, the URI first
         raise _location_error(location.uri, reason if reason.startswith("cannot read") else f"cannot read it: {reason}") from err
     return _read_files(fs, files, task_type)
 
