@@ -277,8 +277,8 @@ def _apply(api: ApiClient, config: OperatorConfig, run: RunView, plan: Plan, at:
     """Carry out the plan's actions; returns the final status and the registry error to retry on, if any."""
     status = plan.status
     try:
-        for manifest in plan.create:
-            if kube.ensure(api, manifest) and manifest["kind"] == "Job":
+        for manifest, created in zip(plan.create, kube.ensure_all(api, plan.create)):
+            if created and manifest["kind"] == "Job":
                 _created_jobs.setdefault((run.ref.namespace, run.ref.name), set()).add(manifest["metadata"]["name"])
     except kube.ChildRejected as error:
         return fail(status, conditions.CHILD_REJECTED, str(error), at), None

@@ -11,6 +11,7 @@ override) becomes ChildRejected, which fails the run.
 import json
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,10 @@ from kubetune.operator.conditions import Transition
 from kubetune.operator.logs import about_run
 
 COMPONENT = "kubetune-operator"
+# A run's objects that do not depend on each other are created at once: its training children were four
+# round trips before the Job. Bounded across all runs, beside the reconcile threads' own connections.
+CHILD_CREATORS = 8
+_creators = ThreadPoolExecutor(CHILD_CREATORS, thread_name_prefix="create")
 log = logging.getLogger(__name__)
 
 
@@ -111,6 +116,28 @@ def _create_function(api: ApiClient, kind: str):
         "Role": rbac.create_namespaced_role,
         "RoleBinding": rbac.create_namespaced_role_binding,
     }[kind]
+
+
+def ensure_all(api: ApiClient, manifests: list[dict[str, Any]]) -> list[bool]:
+    """ensure() each manifest: every one but the Jobs at once, then the Jobs in order (a Job's pods need the
+    others: its ServiceAccount, the Role the trainer uses). The first error is raised once all have finished."""
+    others = [m for m in manifests if m["kind"] != "Job"]
+    outcomes = list(_creators.map(lambda m: _attempt(ensure, api, m), others)) if len(others) > 1 else [
+        _attempt(ensure, api, m) for m in others
+    ]
+    error = next((o for o in outcomes if isinstance(o, BaseException)), None)
+    if error is not None:
+        raise error
+    created = iter(outcomes)
+    return [ensure(api, m) if m["kind"] == "Job" else next(created) for m in manifests]
+
+
+def _attempt(call, *args):
+    """call(*args), or the exception it raised (so that every creation finishes before any error is raised)."""
+    try:
+        return call(*args)
+    except Exception as error:  # noqa: BLE001 (re-raised by the caller)
+        return error
 
 
 def ensure(api: ApiClient, manifest: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from kubernetes.client import ApiClient
 from kubetune import kube_client
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.handlers import QUIET_HANDLERS, build_registry
+from kubetune.operator.kube import CHILD_CREATORS
 from kubetune.operator.logs import configure_logging
 from kubetune.operator.metrics import METRICS, serve
 
@@ -45,7 +46,8 @@ def run(config: OperatorConfig, options: RunOptions) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     configuration = kube_client.connect().api_client.configuration
-    configuration.connection_pool_maxsize = WORKERS  # one connection per reconcile thread, none discarded
+    # one connection per reconcile thread and per child creator (kube.CHILD_CREATORS), none discarded
+    configuration.connection_pool_maxsize = WORKERS + CHILD_CREATORS
     api = ApiClient(configuration)
     registry = build_registry(config, api)
     if options.metrics_endpoint:
