@@ -101,7 +101,8 @@ def _trainer_container(run: RunRef, spec: FineTuneRunSpec, config: OperatorConfi
             *data_mounts,
         ],
     }
-    config_file = {"path": names.TRAINER_CONFIG_FILE, "fieldRef": {"fieldPath": f"metadata.annotations['{names.TRAINER_CONFIG_ANNOTATION}']"}}
+    annotation = f"metadata.annotations['{names.TRAINER_CONFIG_ANNOTATION}']"
+    config_file = {"path": names.TRAINER_CONFIG_FILE, "fieldRef": {"fieldPath": annotation}}
     volumes = [
         {"name": "trainer-config", "downwardAPI": {"items": [config_file]}},
         {"name": "checkpoints", "persistentVolumeClaim": {"claimName": config.checkpoints.claim_name}},
